@@ -1,0 +1,60 @@
+import type { CompiledChain, Exchange, PolicyHandler, ResponseBody } from './types.ts';
+import { toGatewayError } from './errors.ts';
+import type { Logger } from 'winston';
+
+/**
+ * Phases are collected once per route; an empty phase is an empty array the hot path skips
+ * (fastify's hooks, Kong's per-phase plugin lists).
+ */
+export function buildChain(entries: Array<{ name: string; handler: PolicyHandler }>): CompiledChain {
+  const request = entries.filter((e) => e.handler.onRequest).map((e) => ({ name: e.name, run: e.handler.onRequest!.bind(e.handler) }));
+  const response = entries
+    .filter((e) => e.handler.onResponse)
+    .map((e) => ({ name: e.name, run: e.handler.onResponse!.bind(e.handler) }))
+    .reverse();
+  const log = entries.filter((e) => e.handler.onLog).map((e) => ({ name: e.name, run: e.handler.onLog!.bind(e.handler) }));
+  return Object.freeze({
+    request: Object.freeze(request) as CompiledChain['request'],
+    response: Object.freeze(response) as CompiledChain['response'],
+    log: Object.freeze(log) as CompiledChain['log'],
+    needsResponseBody: entries.some((e) => e.handler.needsResponseBody),
+    needsRequestBody: entries.some((e) => e.handler.needsRequestBody),
+    handlers: Object.freeze(entries.map((e) => e.handler)) as PolicyHandler[],
+  });
+}
+
+/** Runs onRequest in order; a throwing policy is recorded as the denier and its error propagates. */
+export async function runRequestPhase(chain: CompiledChain, ex: Exchange): Promise<void> {
+  for (const step of chain.request) {
+    try {
+      const r = step.run(ex);
+      if (r) await r;
+    } catch (err) {
+      ex.deniedBy ??= step.name;
+      throw toGatewayError(err);
+    }
+  }
+}
+
+export async function runResponsePhase(chain: CompiledChain, ex: Exchange, response: ResponseBody): Promise<void> {
+  for (const step of chain.response) {
+    try {
+      const r = step.run(ex, response);
+      if (r) await r;
+    } catch (err) {
+      ex.deniedBy ??= step.name;
+      throw toGatewayError(err);
+    }
+  }
+}
+
+/** Log handlers never affect the response; a failing one is logged and the others still run. */
+export async function runLogPhase(chain: CompiledChain, ex: Exchange, logger: Logger): Promise<void> {
+  for (const step of chain.log) {
+    try {
+      await step.run(ex);
+    } catch (err) {
+      logger.error('log-phase policy failed', { policy: step.name, route: ex.route.id, error: err });
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { compileConfig } from './config/compile.ts';
+import { ConfigError, formatIssue } from './config/errors.ts';
+import { loadConfigFile } from './config/load.ts';
+import { createLogger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { Gateway } from './server.ts';
+import { createMemoryStore } from './store/memory.ts';
+
+const USAGE = `usage: hcgw <command> [options]
+
+  start [--config routes.yaml] [--sandbox] [--port N]   run the gateway (--sandbox also starts the demo upstreams and dev IdP)
+  validate [file]                                        check a routes.yaml; prints every error, exit 1 if any
+  token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
+                                                         mint a dev token from the running sandbox IdP
+`;
+
+function printConfigError(err: ConfigError): void {
+  process.stderr.write(`${err.file}: ${err.issues.length} error${err.issues.length === 1 ? '' : 's'}\n`);
+  for (const i of err.issues) process.stderr.write(`  ${formatIssue(err.file, i)}\n`);
+}
+
+async function validate(file: string): Promise<number> {
+  try {
+    const loaded = await loadConfigFile(file);
+    const store = createMemoryStore();
+    const compiled = await compileConfig(loaded, { logger: createLogger({ silent: true }), metrics: createMetrics(), store });
+    const layers = compiled.routes.reduce<Record<string, number>>((acc, r) => ((acc[r.layer] = (acc[r.layer] ?? 0) + 1), acc), {});
+    process.stdout.write(
+      `${file}: OK — ${compiled.routes.length} routes (${Object.entries(layers).map(([l, n]) => `${n} ${l}`).join(', ')}), ` +
+        `${loaded.config.identity.issuers.length} issuers, ${Object.keys(loaded.config.upstreams).length} upstreams, version ${loaded.hash}\n`,
+    );
+    await compiled.close();
+    await store.close();
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printConfigError(err);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, sandbox: { type: 'boolean' }, port: { type: 'string' } } });
+  const file = resolve(values.config ?? process.env.HCGW_CONFIG ?? 'routes.yaml');
+  const logger = createLogger();
+  let closeSandbox: (() => Promise<void>) | undefined;
+  if (values.sandbox) {
+    const { startSandbox } = await import('./sandbox/index.ts');
+    const sb = await startSandbox();
+    closeSandbox = () => sb.close();
+    logger.info('sandbox started', { ...sb.urls });
+  }
+  let gw: Gateway;
+  try {
+    gw = await Gateway.create({ file, logger, port: values.port ? Number(values.port) : undefined });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printConfigError(err);
+      logger.error('refusing to start: invalid config', { file: err.file, errors: err.issues.length });
+      await closeSandbox?.();
+      return 1;
+    }
+    throw err;
+  }
+  await gw.listen();
+  const stop = async (signal: string) => {
+    logger.info('shutting down', { signal });
+    await gw.close();
+    await closeSandbox?.();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => void gw.reload().catch(() => undefined));
+  return -1; // keep running
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      client: { type: 'string' },
+      sub: { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      patient: { type: 'string' },
+      'fhir-user': { type: 'string' },
+      aud: { type: 'string' },
+      ttl: { type: 'string' },
+      idp: { type: 'string' },
+    },
+  });
+  const idp = values.idp ?? process.env.HCGW_DEV_IDP ?? 'http://127.0.0.1:9100';
+  const body = {
+    clientId: values.client ?? 'dev-client',
+    subject: values.sub ?? values.client ?? 'dev-user',
+    scopes: (values.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean),
+    patient: values.patient,
+    fhirUser: values['fhir-user'],
+    audience: values.aud,
+    expiresIn: values.ttl ? Number(values.ttl) : undefined,
+  };
+  let res: Response;
+  try {
+    res = await fetch(`${idp}/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  } catch {
+    process.stderr.write(`cannot reach the dev IdP at ${idp}: is the sandbox running (npm start)?\n`);
+    return 1;
+  }
+  if (!res.ok) {
+    process.stderr.write(`dev IdP answered ${res.status}\n`);
+    return 1;
+  }
+  const json = (await res.json()) as { access_token?: string; token?: string };
+  process.stdout.write(`${json.access_token ?? json.token}\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'start':
+      return start(rest);
+    case 'validate':
+      return validate(rest[0] ?? 'routes.yaml');
+    case 'token':
+      return token(rest);
+    default:
+      process.stderr.write(USAGE);
+      return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code >= 0) process.exitCode = code;

@@ -1,0 +1,146 @@
+import { dirname, resolve } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import type { Logger } from 'winston';
+import { createAjv } from '../ajv.ts';
+import { buildChain } from '../chain.ts';
+import { createIdentityRegistry } from '../identity.ts';
+import type { Metrics } from '../metrics.ts';
+import { loadPolicies } from '../registry.ts';
+import { createRouter, type Router } from '../router.ts';
+import type { Store } from '../store/index.ts';
+import { createTarget, targetSchemaFor } from '../targets/index.ts';
+import { closeUpstreams, createUpstreams } from '../upstreams.ts';
+import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../types.ts';
+import { ConfigError, PolicyConfigError, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
+import type { LoadedConfig } from './load.ts';
+
+export interface RuntimeDeps {
+  logger: Logger;
+  metrics: Metrics;
+  store: Store;
+  now?: () => number;
+}
+
+export interface CompiledGateway {
+  readonly router: Router;
+  readonly routes: readonly CompiledRoute[];
+  readonly config: GatewayConfig;
+  readonly file: string;
+  readonly hash: string;
+  readonly compiledAt: Date;
+  /** Releases agents and policy resources; called after the last in-flight request of a retired router. */
+  close(): Promise<void>;
+}
+
+const ajv = createAjv({ useDefaults: true });
+const targetValidators = new WeakMap<object, ValidateFunction>();
+const RESERVED_PATHS = /^\/(healthz|readyz|metrics|admin)(\/|$)/;
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof PolicyConfigError) return err.message;
+  // Foreign errors (a plugin's create()) may be anything: keep just a name and message line.
+  const e = err as Error;
+  return `failed to initialise: ${(e?.message ?? String(err)).split('\n')[0]}`;
+}
+
+/**
+ * routes.yaml → an immutable router with every chain built. All issues (schema, cross references,
+ * policy create() errors) are collected and thrown together; nothing half-built escapes.
+ */
+export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Promise<CompiledGateway> {
+  const { config, file } = loaded;
+  const configDir = dirname(resolve(file));
+  const issues: ConfigIssue[] = [];
+  const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
+    throw new ConfigError(file, [{ path: 'plugins', message: err.message }]);
+  });
+  const upstreams = createUpstreams(config.upstreams, configDir);
+  const identity = await createIdentityRegistry(config.identity.issuers);
+  const handlers: PolicyHandler[] = [];
+
+  const ids = new Set<string>();
+  const seenMatch = new Map<string, string>();
+  config.identity.issuers.forEach((iss, i) => {
+    if (iss.algorithms.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
+    if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });
+  });
+
+  const routes: CompiledRoute[] = [];
+  for (const [ri, rc] of config.routes.entries()) {
+    const base = `routes[${ri}]`;
+    if (ids.has(rc.id)) issues.push({ path: `${base}.id`, message: `duplicate route id "${rc.id}"` });
+    ids.add(rc.id);
+    for (const m of rc.match.methods) {
+      const key = `${m} ${rc.match.path}`;
+      if (seenMatch.has(key)) issues.push({ path: `${base}.match`, message: `${key} is already matched by route "${seenMatch.get(key)}"` });
+      else seenMatch.set(key, rc.id);
+    }
+    if (RESERVED_PATHS.test(rc.match.path)) issues.push({ path: `${base}.match.path`, message: 'is reserved for the gateway itself' });
+    const targetSchema = targetSchemaFor(rc.layer);
+    let validateTarget = targetValidators.get(targetSchema);
+    if (!validateTarget) targetValidators.set(targetSchema, (validateTarget = ajv.compile(targetSchema)));
+    if (!validateTarget(rc.target)) {
+      issues.push(...ajvIssues(validateTarget.errors, `${base}.target`));
+      continue;
+    }
+    const info: RouteInfo = { id: rc.id, layer: rc.layer, methods: rc.match.methods, path: rc.match.path, fhir: rc.fhir, targetConfig: rc.target };
+    const entries: Array<{ name: string; handler: PolicyHandler }> = [];
+    for (const [pi, entry] of rc.policies.entries()) {
+      const [name, rawConfig] = Object.entries(entry)[0];
+      const ppath = `${base}.policies[${pi}].${name}`;
+      const reg = policies.get(name);
+      if (!reg) {
+        issues.push({ path: `${base}.policies[${pi}]`, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
+        continue;
+      }
+      const pconfig = structuredClone(rawConfig ?? {});
+      if (!reg.validate(pconfig)) {
+        issues.push(...ajvIssues(reg.validate.errors, ppath));
+        continue;
+      }
+      deepFreeze(pconfig);
+      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstreams, route: info, configDir, config, now: deps.now ?? Date.now };
+      try {
+        const handler = await reg.policy.create(pconfig, ctx);
+        handlers.push(handler);
+        entries.push({ name, handler });
+      } catch (err) {
+        issues.push({ path: joinPath(ppath, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
+      }
+    }
+    const chain = buildChain(entries);
+    try {
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config });
+      routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
+    } catch (err) {
+      issues.push({ path: joinPath(`${base}.target`, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
+    }
+  }
+
+  const close = async () => {
+    await Promise.allSettled(handlers.map((h) => h.close?.()));
+    closeUpstreams(upstreams);
+  };
+  if (issues.length) {
+    await close();
+    throw new ConfigError(file, issues);
+  }
+  deepFreeze(config);
+  return Object.freeze({
+    router: createRouter(routes),
+    routes: Object.freeze(routes),
+    config,
+    file,
+    hash: loaded.hash,
+    compiledAt: new Date(),
+    close,
+  });
+}

@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { createAjv } from '../ajv.ts';
+import type { GatewayConfig } from '../types.ts';
+import { ConfigError, ajvIssues, type ConfigIssue } from './errors.ts';
+import { configSchema } from './schema.ts';
+import { resolveSecrets } from './secrets.ts';
+
+const ajv = createAjv({ useDefaults: true });
+const validateTop = ajv.compile(configSchema);
+
+export interface LoadedConfig {
+  file: string;
+  config: GatewayConfig;
+  /** sha256 of the file bytes: the config version reported by /readyz and the admin API. */
+  hash: string;
+}
+
+/** Keys that must never become object keys (prototype pollution through YAML). */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function forbiddenKeys(value: unknown, path: string, out: ConfigIssue[]): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => forbiddenKeys(v, `${path}[${i}]`, out));
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    const p = path ? `${path}.${key}` : key;
+    if (FORBIDDEN_KEYS.has(key)) out.push({ path: p, message: 'forbidden key' });
+    else forbiddenKeys((value as Record<string, unknown>)[key], p, out);
+  }
+}
+
+/** Parse YAML text and validate the document structure; throws ConfigError listing every issue. */
+export function parseConfig(text: string, file: string): GatewayConfig {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '', message: e.message.split('\n')[0] })),
+    );
+  }
+  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const issues: ConfigIssue[] = [];
+  forbiddenKeys(raw, '', issues);
+  if (issues.length) throw new ConfigError(file, issues);
+  const resolved = resolveSecrets(raw, issues);
+  if (issues.length) throw new ConfigError(file, issues);
+  if (!validateTop(resolved)) throw new ConfigError(file, ajvIssues(validateTop.errors));
+  return resolved as GatewayConfig;
+}
+
+export async function loadConfigFile(file: string): Promise<LoadedConfig> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
+  }
+  const config = parseConfig(bytes.toString('utf8'), file);
+  return { file, config, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
+}

@@ -1,0 +1,181 @@
+/**
+ * JSON Schema of routes.yaml: the single source of truth for its keys, defaults and descriptions
+ * (docs/routes-reference.md documents the same keys). Policy configs are validated separately against
+ * each policy's own `configSchema`, so here a policy entry is only "an object with one key".
+ */
+const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$', description: 'Duration such as 500ms, 10s, 1m, 1h' };
+
+const upstream = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    url: { type: 'string', format: 'uri', pattern: '^https?://', description: 'Base URL; route target paths are appended to it' },
+    timeoutMs: { type: 'integer', minimum: 1, maximum: 300000, default: 10000, description: 'Upstream response timeout (no bytes for this long → 504)' },
+    connectTimeoutMs: { type: 'integer', minimum: 1, maximum: 60000, default: 2000, description: 'TCP/TLS connect timeout' },
+    maxSockets: { type: 'integer', minimum: 1, maximum: 10000, default: 256, description: 'Connection limit to this upstream' },
+    forwardAuthorization: { type: 'boolean', default: false, description: "Forward the client's Authorization header upstream (off: the gateway is the enforcement point)" },
+    retries: { type: 'integer', minimum: 0, maximum: 5, default: 0, description: 'Retries for idempotent requests' },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        caFile: { type: 'string', description: 'PEM file of CA certificates to trust' },
+        certFile: { type: 'string', description: 'Client certificate (PEM) for mTLS' },
+        keyFile: { type: 'string', description: 'Client private key (PEM) for mTLS' },
+        rejectUnauthorized: { type: 'boolean', default: true, description: 'Verify the upstream certificate' },
+      },
+    },
+    circuitBreaker: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['failures'],
+      properties: {
+        failures: { type: 'integer', minimum: 1, description: 'Failures within windowMs that open the breaker' },
+        windowMs: { type: 'integer', minimum: 100, default: 10000 },
+        openMs: { type: 'integer', minimum: 100, default: 5000, description: 'Time open before a half-open probe' },
+      },
+    },
+  },
+};
+
+const issuer = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'issuer', 'algorithms'],
+  properties: {
+    name: { type: 'string', pattern: '^[a-zA-Z0-9_.-]+$', description: 'Name routes use to trust this issuer' },
+    issuer: { type: 'string', minLength: 1, description: 'Exact `iss` claim value' },
+    jwksUri: { type: 'string', format: 'uri', description: 'Remote JWKS (cached; refetched on unknown kid at most once per cooldown)' },
+    keys: { type: 'array', items: { type: ['object', 'string'] }, description: 'Static keys: JWK objects or PEM public keys (air-gapped setups)' },
+    secret: { type: 'string', minLength: 32, 'x-secret': true, description: 'Shared secret; required for HS* algorithms' },
+    audiences: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Accepted `aud` values' },
+    algorithms: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { enum: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'] },
+      description: 'Allowed JWS algorithms (never none)',
+    },
+    clockToleranceSec: { type: 'integer', minimum: 0, maximum: 300, default: 30 },
+    requiredClaims: { type: 'array', items: { type: 'string' }, default: [] },
+    jwksCooldownMs: { type: 'integer', minimum: 0, default: 30000 },
+    jwksCacheMaxAgeMs: { type: 'integer', minimum: 1000, default: 600000 },
+    introspection: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'clientId', 'clientSecret'],
+      properties: {
+        url: { type: 'string', format: 'uri' },
+        clientId: { type: 'string' },
+        clientSecret: { type: 'string', 'x-secret': true },
+        cacheMaxEntries: { type: 'integer', minimum: 1, default: 10000 },
+        timeoutMs: { type: 'integer', minimum: 1, default: 2000 },
+      },
+    },
+  },
+};
+
+const route = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'layer', 'match', 'target'],
+  properties: {
+    id: { type: 'string', pattern: '^[a-zA-Z0-9_.-]+$', description: 'Unique route id (metrics, audit, logs)' },
+    layer: { enum: ['system', 'process', 'experience'], description: 'API layer' },
+    description: { type: 'string' },
+    match: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path'],
+      properties: {
+        methods: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] },
+          default: ['GET'],
+        },
+        path: { type: 'string', pattern: '^/[A-Za-z0-9_.~:/{}*$-]*$', description: 'Path pattern; `:name` segments are parameters' },
+      },
+    },
+    fhir: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['resourceType', 'interaction'],
+      properties: {
+        resourceType: { type: 'string', pattern: '^[A-Z][A-Za-z]+$' },
+        interaction: { enum: ['read', 'search', 'create', 'update', 'delete', 'patch', 'vread', 'history'] },
+      },
+      description: 'FHIR resource type and interaction of the route (SMART scopes, consent, audit)',
+    },
+    target: {
+      type: 'object',
+      description: 'system: {upstream, path}; process: {compose, merge}; experience: {route} or a system/process target',
+    },
+    project: { description: 'Experience projection (see docs)' },
+    policies: {
+      type: 'array',
+      default: [],
+      items: { type: 'object', minProperties: 1, maxProperties: 1, description: 'One policy: `name: config`' },
+    },
+  },
+};
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'routes'],
+  properties: {
+    version: { const: 1 },
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        host: { type: 'string', default: '127.0.0.1' },
+        bodyLimit: { type: 'string', pattern: '^[0-9]+(b|kb|mb)$', default: '1mb' },
+        trustProxy: { type: ['boolean', 'integer', 'string', 'array'], default: false, description: 'express trust proxy setting; explicit, off by default' },
+        requestTimeoutMs: { type: 'integer', minimum: 1000, default: 30000, description: 'Whole-request timeout (slow bodies)' },
+        headersTimeoutMs: { type: 'integer', minimum: 1000, default: 10000 },
+        keepAliveTimeoutMs: { type: 'integer', minimum: 1000, default: 5000 },
+        logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
+        admin: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['port'],
+          properties: {
+            port: { type: 'integer', minimum: 0, maximum: 65535 },
+            host: { type: 'string', default: '127.0.0.1' },
+            token: { type: 'string', minLength: 16, 'x-secret': true, description: 'Bearer token for the admin API' },
+          },
+        },
+      },
+    },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      default: { kind: 'memory' },
+      required: ['kind'],
+      properties: {
+        kind: { enum: ['memory', 'redis'] },
+        url: { type: 'string', pattern: '^rediss?://' },
+        prefix: { type: 'string', default: 'hcgw:' },
+        connectTimeoutMs: { type: 'integer', minimum: 1, default: 1000 },
+        commandTimeoutMs: { type: 'integer', minimum: 1, default: 250 },
+      },
+    },
+    identity: {
+      type: 'object',
+      additionalProperties: false,
+      default: { issuers: [] },
+      properties: { issuers: { type: 'array', items: issuer, default: [] } },
+    },
+    upstreams: { type: 'object', default: {}, additionalProperties: upstream, propertyNames: { pattern: '^[a-zA-Z0-9_-]+$' } },
+    plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
+    audit: { type: 'object', description: 'Audit sinks (see the audit policy)' },
+    sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
+    routes: { type: 'array', items: route },
+  },
+} as const;

@@ -1,0 +1,64 @@
+import { match as compileMatcher, type MatchFunction } from 'path-to-regexp';
+import type { CompiledRoute } from './types.ts';
+
+export type RouteMatch =
+  | { kind: 'route'; route: CompiledRoute; params: Record<string, string> }
+  | { kind: 'method-not-allowed'; allow: string[] }
+  | { kind: 'none' };
+
+interface Entry {
+  route: CompiledRoute;
+  methods: ReadonlySet<string>;
+  match: MatchFunction<Record<string, string | string[]>>;
+}
+
+/** Segments that could walk out of a route's target once the upstream normalises the path. */
+const DOT_SEGMENT = /(^|\/)\.{1,2}(\/|$)/;
+
+/** Param values are substituted into upstream paths: they must stay one path segment. */
+function safeParam(v: string): boolean {
+  return v !== '.' && v !== '..' && !/[/\\\u0000-\u001f\u007f]/.test(v);
+}
+
+/**
+ * Matching is case-sensitive and exact, in routes.yaml order; it runs on the raw path, and the router
+ * refuses paths whose meaning could differ between us and the upstream (dot segments, encoded slashes
+ * or backslashes, NUL), instead of guessing how the upstream would normalise them.
+ */
+export function createRouter(routes: readonly CompiledRoute[]) {
+  const entries: Entry[] = routes.map((route) => ({
+    route,
+    methods: new Set(route.methods.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m]))),
+    match: compileMatcher(route.path, { sensitive: true, trailing: false, decode: decodeURIComponent }),
+  }));
+
+  function match(method: string, path: string): RouteMatch | 'bad-path' {
+    if (DOT_SEGMENT.test(path) || /%(2f|5c|00|2e)/i.test(path) || path.includes('\\') || path.includes('//')) return 'bad-path';
+    let allow: string[] | undefined;
+    for (const e of entries) {
+      let m: ReturnType<typeof e.match>;
+      try {
+        m = e.match(path);
+      } catch {
+        return 'bad-path'; // malformed percent-encoding
+      }
+      if (!m) continue;
+      if (!e.methods.has(method)) {
+        (allow ??= []).push(...e.methods);
+        continue;
+      }
+      const params: Record<string, string> = {};
+      for (const [k, v] of Object.entries(m.params)) {
+        const s = Array.isArray(v) ? v.join('/') : v;
+        if (s !== undefined && !safeParam(s)) return 'bad-path';
+        if (s !== undefined) params[k] = s;
+      }
+      return { kind: 'route', route: e.route, params };
+    }
+    return allow ? { kind: 'method-not-allowed', allow: [...new Set(allow)] } : { kind: 'none' };
+  }
+
+  return { routes, match };
+}
+
+export type Router = ReturnType<typeof createRouter>;

@@ -1,0 +1,256 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Request, type Response } from 'express';
+import helmet from 'helmet';
+import getRawBody from 'raw-body';
+import type { Logger } from 'winston';
+import { runLogPhase, runRequestPhase } from './chain.ts';
+import { compileConfig, type CompiledGateway } from './config/compile.ts';
+import { ConfigError } from './config/errors.ts';
+import { loadConfigFile, type LoadedConfig } from './config/load.ts';
+import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, toGatewayError } from './errors.ts';
+import { createExchange, requestIdOf, traceparentOf } from './exchange.ts';
+import { createLogger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { writeProblem } from './problem.ts';
+import { isJsonType } from './respond.ts';
+import { createStore, type Store } from './store/index.ts';
+import type { Exchange } from './types.ts';
+
+export interface GatewayOptions {
+  /** Path of routes.yaml (used for reloads). */
+  file: string;
+  /** Already loaded config (else the file is read). */
+  loaded?: LoadedConfig;
+  logger?: Logger;
+  /** Overrides server.port / host (tests use port 0). */
+  port?: number;
+  host?: string;
+  now?: () => number;
+}
+
+const UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 * 1024 };
+export function parseSize(s: string): number {
+  const m = /^(\d+)(b|kb|mb)$/.exec(s);
+  return m ? Number(m[1]) * UNITS[m[2]] : 1024 * 1024;
+}
+
+interface Generation {
+  compiled: CompiledGateway;
+  inflight: number;
+  retired: boolean;
+}
+
+/**
+ * The running gateway: one HTTP server, one store, and the current compiled router. Each request pins
+ * the generation it started on, so a reload swaps atomically and retired routers are closed only after
+ * their last request.
+ */
+export class Gateway {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly file: string;
+  store!: Store;
+  private current!: Generation;
+  private server?: http.Server;
+  private bodyLimit = 1024 * 1024;
+  private readonly app = express();
+  private closing = false;
+  private inflightTotal = 0;
+  private drainWaiters: Array<() => void> = [];
+
+  private constructor(private readonly opts: GatewayOptions, logger: Logger) {
+    this.logger = logger;
+    this.file = opts.file;
+    this.metrics = createMetrics({ defaultMetrics: false });
+  }
+
+  static async create(opts: GatewayOptions): Promise<Gateway> {
+    const loaded = opts.loaded ?? (await loadConfigFile(opts.file));
+    const logger = opts.logger ?? createLogger({ level: loaded.config.server.logLevel });
+    const gw = new Gateway(opts, logger);
+    gw.store = await createStore(loaded.config.store, logger);
+    try {
+      gw.current = { compiled: await compileConfig(loaded, gw.deps()), inflight: 0, retired: false };
+    } catch (err) {
+      await gw.store.close();
+      throw err;
+    }
+    gw.bodyLimit = parseSize(loaded.config.server.bodyLimit);
+    gw.buildApp();
+    return gw;
+  }
+
+  private deps() {
+    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now };
+  }
+
+  get compiled(): CompiledGateway {
+    return this.current.compiled;
+  }
+
+  private buildApp(): void {
+    const app = this.app;
+    const cfg = this.compiled.config.server;
+    app.disable('x-powered-by');
+    app.disable('etag');
+    app.set('trust proxy', cfg.trustProxy);
+    app.use(helmet());
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok' });
+    });
+    app.get('/readyz', async (_req, res) => {
+      const storeOk = await this.store.ping();
+      const c = this.compiled;
+      res.status(storeOk && !this.closing ? 200 : 503).json({
+        status: storeOk && !this.closing ? 'ready' : 'not-ready',
+        store: { kind: this.store.kind, ok: storeOk },
+        config: { version: c.hash, routes: c.routes.length, loadedAt: c.compiledAt.toISOString() },
+      });
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.setHeader('Content-Type', this.metrics.registry.contentType);
+      res.end(await this.metrics.registry.metrics());
+    });
+    app.use((req, res) => void this.dispatch(req, res));
+  }
+
+  /** The request path: match → read body → request phase → target → (log phase on close). */
+  private async dispatch(req: Request, res: Response): Promise<void> {
+    const id = requestIdOf(req);
+    res.setHeader('X-Request-Id', id);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const gen = this.current;
+    const m = gen.compiled.router.match(req.method, path);
+    if (m === 'bad-path') return writeProblem(res, new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }), id);
+    if (m.kind === 'none') return writeProblem(res, new RouteNotFound(), id);
+    if (m.kind === 'method-not-allowed') return writeProblem(res, new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }), id);
+
+    const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
+    gen.inflight++;
+    this.inflightTotal++;
+    res.once('close', () => this.finish(ex, gen));
+    const route = m.route;
+    try {
+      route.target.prepare?.(ex);
+      await this.readBody(ex);
+      if (route.chain.request.length) await runRequestPhase(route.chain, ex);
+      for (const [k, v] of Object.entries(ex.responseHeaders)) res.setHeader(k, v);
+      await route.target.handle(ex);
+    } catch (err) {
+      const ge = toGatewayError(err);
+      ex.error = ge;
+      if (ge.status >= 500 && !(err instanceof GatewayError)) this.logger.error('internal error', { requestId: id, route: route.id, error: err });
+      if (ex.deniedBy) this.metrics.denials.inc({ policy: ex.deniedBy, reason: ge.reason ?? ge.code });
+      for (const [k, v] of Object.entries(ex.responseHeaders)) if (!res.headersSent) res.setHeader(k, v);
+      writeProblem(res, ge, id);
+    }
+  }
+
+  /**
+   * Bodies are read whole, bounded by `server.bodyLimit`, so that a slow or oversized body never reaches
+   * an upstream and policies can inspect it; JSON is parsed only for chains that need it.
+   */
+  private async readBody(ex: Exchange): Promise<void> {
+    const req = ex.req;
+    const len = req.headers['content-length'];
+    const hasBody = (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody) return;
+    if (len !== undefined && Number(len) > this.bodyLimit) {
+      ex.res.setHeader('Connection', 'close');
+      throw new PayloadTooLarge({ reason: 'body-limit' });
+    }
+    try {
+      ex.body = await getRawBody(req, { limit: this.bodyLimit, length: len });
+    } catch (err) {
+      ex.res.setHeader('Connection', 'close');
+      throw (err as { type?: string }).type === 'entity.too.large' ? new PayloadTooLarge({ reason: 'body-limit' }) : new BadRequest({ detail: 'Request body could not be read', reason: 'body-read' });
+    }
+    if (ex.route.chain.needsRequestBody && ex.body.length && isJsonType(req.headers['content-type'])) {
+      try {
+        ex.json = JSON.parse(ex.body.toString('utf8'));
+      } catch {
+        throw new BadRequest({ detail: 'Malformed JSON body', reason: 'bad-json' });
+      }
+    }
+  }
+
+  private finish(ex: Exchange, gen: Generation): void {
+    ex.status ??= ex.res.statusCode;
+    const route = ex.route;
+    const seconds = (performance.now() - ex.startedAt) / 1000;
+    this.metrics.requests.inc({ route: route.id, layer: route.layer, status_class: `${Math.floor(ex.status / 100)}xx` });
+    this.metrics.duration.observe({ route: route.id, layer: route.layer }, seconds);
+    this.metrics.overhead.observe({ route: route.id }, Math.max(0, seconds - (ex.upstream.latencyMs ?? 0) / 1000));
+    const done = () => {
+      gen.inflight--;
+      this.inflightTotal--;
+      if (gen.retired && gen.inflight === 0) void gen.compiled.close();
+      if (this.inflightTotal === 0) for (const w of this.drainWaiters.splice(0)) w();
+    };
+    if (route.chain.log.length) void runLogPhase(route.chain, ex, this.logger).finally(done);
+    else done();
+  }
+
+  async listen(): Promise<AddressInfo> {
+    const cfg = this.compiled.config.server;
+    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024 }, this.app);
+    // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const body = JSON.stringify({ type: `https://hcgw.dev/problems/${status === 431 ? 'headers-too-large' : status === 408 ? 'request-timeout' : 'bad-request'}`, title: http.STATUS_CODES[status], status });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port ?? cfg.port, this.opts.host ?? cfg.host, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    this.logger.info('gateway listening', { address: addr.address, port: addr.port, routes: this.compiled.routes.length, config: this.compiled.hash });
+    return addr;
+  }
+
+  get address(): AddressInfo | undefined {
+    return this.server?.address() as AddressInfo | undefined;
+  }
+
+  /**
+   * Re-reads the file, compiles off to the side and swaps atomically. A bad config throws its
+   * ConfigError and the running router keeps serving.
+   */
+  async reload(): Promise<CompiledGateway> {
+    let next: CompiledGateway;
+    try {
+      next = await compileConfig(await loadConfigFile(this.file), this.deps());
+    } catch (err) {
+      if (err instanceof ConfigError) this.logger.error('config reload rejected', { file: err.file, issues: err.issues });
+      throw err;
+    }
+    const old = this.current;
+    this.current = { compiled: next, inflight: 0, retired: false };
+    old.retired = true;
+    if (old.inflight === 0) await old.compiled.close();
+    this.logger.info('config reloaded', { config: next.hash, routes: next.routes.length });
+    return next;
+  }
+
+  /** Stop accepting, drain in-flight requests (bounded), then close policies, agents and the store. */
+  async close(drainMs = 10_000): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const server = this.server;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    server?.closeIdleConnections();
+    if (this.inflightTotal > 0) {
+      await Promise.race([new Promise<void>((r) => this.drainWaiters.push(r)), new Promise<void>((r) => setTimeout(r, drainMs).unref())]);
+    }
+    server?.closeAllConnections();
+    await closed;
+    await this.current.compiled.close();
+    await this.store.close();
+  }
+}

@@ -1,0 +1,21 @@
+import type { Logger } from 'winston';
+import type { StoreConfig } from '../types.ts';
+import { createMemoryStore } from './memory.ts';
+import { createRedisStore } from './redis.ts';
+import type { Store } from './types.ts';
+
+export type { Store } from './types.ts';
+export { StoreUnavailable } from './types.ts';
+
+export async function createStore(config: StoreConfig, logger?: Logger): Promise<Store> {
+  if (config.kind === 'redis') {
+    return createRedisStore({
+      url: config.url ?? 'redis://127.0.0.1:6379',
+      prefix: config.prefix,
+      connectTimeoutMs: config.connectTimeoutMs,
+      commandTimeoutMs: config.commandTimeoutMs,
+      logger,
+    });
+  }
+  return createMemoryStore();
+}

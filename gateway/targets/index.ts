@@ -1,0 +1,24 @@
+import { PolicyConfigError } from '../config/errors.ts';
+import type { GatewayConfig, Layer, RouteConfig } from '../types.ts';
+import { createSystemTarget, systemTargetSchema, type Target, type TargetContext } from './system.ts';
+
+export type { Target, TargetContext } from './system.ts';
+
+/** The target schema depends on the layer: a system route proxies one upstream. */
+export function targetSchemaFor(layer: Layer): Record<string, unknown> {
+  switch (layer) {
+    case 'system':
+      return systemTargetSchema;
+    default:
+      return systemTargetSchema;
+  }
+}
+
+export function createTarget(route: RouteConfig, ctx: TargetContext & { config: GatewayConfig }): Target {
+  switch (route.layer) {
+    case 'system':
+      return createSystemTarget(route, route.target as { upstream: string; path: string }, ctx);
+    default:
+      throw new PolicyConfigError(`layer "${route.layer}" is not supported yet`);
+  }
+}

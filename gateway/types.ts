@@ -1,0 +1,245 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'winston';
+import type { GatewayError } from './errors.ts';
+import type { Store } from './store/types.ts';
+import type { Metrics } from './metrics.ts';
+import type { IdentityRegistry } from './identity.ts';
+import type { Upstream } from './upstreams.ts';
+
+export type Layer = 'system' | 'process' | 'experience';
+
+/** The authenticated caller, set by an authentication policy (jwt) for the ones after it. */
+export interface Principal {
+  issuer: string;
+  /** Name of the configured issuer entry in `identity.issuers`. */
+  issuerName: string;
+  subject: string;
+  clientId?: string;
+  scopes: string[];
+  /** SMART launch context. */
+  patient?: string;
+  fhirUser?: string;
+  /** All verified claims, for claim conditions; never logged. */
+  claims: Record<string, unknown>;
+}
+
+/** One decision a policy took, recorded for the audit trail (never holds PHI values). */
+export interface PolicyDecision {
+  policy: string;
+  outcome: 'allow' | 'deny' | 'modify';
+  reason?: string;
+  detail?: Record<string, string | number | boolean>;
+}
+
+export interface ConsentDecision {
+  consentIds: string[];
+  decision: 'permit' | 'deny' | 'partial' | 'none' | 'unknown';
+  removed?: number;
+}
+
+/**
+ * Per-request state shared by the policies of one chain. Policies exchange data only through these
+ * typed slots, never through ad-hoc properties on the request.
+ */
+export interface Exchange {
+  readonly id: string;
+  readonly traceparent: string;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly route: CompiledRoute;
+  /** Client IP as resolved under the server's explicit `trustProxy` setting. */
+  readonly ip: string;
+  readonly method: string;
+  /** Decoded path parameters of the matched route. */
+  params: Record<string, string>;
+  /** Query of the incoming request; policies may rewrite it before it goes upstream. */
+  query: URLSearchParams;
+  /** Path sent to the upstream (relative to the upstream base URL); policies may rewrite it. */
+  upstreamPath: string;
+  /** Raw request body when the route reads it (it does when any policy needs it or for non-streaming targets). */
+  body?: Buffer;
+  /** Parsed JSON request body, when the body is JSON. */
+  json?: unknown;
+  principal?: Principal;
+  purposeOfUse?: string;
+  consent?: ConsentDecision;
+  decisions: PolicyDecision[];
+  /** Headers added to the upstream request by policies. */
+  upstreamHeaders: Record<string, string>;
+  /** Headers added to the client response by policies. */
+  responseHeaders: Record<string, string>;
+  /** Monotonic start time (ms, performance.now()). */
+  readonly startedAt: number;
+  /** Wall-clock start time. */
+  readonly receivedAt: Date;
+  upstream: { status?: number; latencyMs?: number; error?: string; name?: string };
+  /** Final status sent to the client, known in the log phase. */
+  status?: number;
+  /** Error that ended the exchange, if any (known in the log phase). */
+  error?: GatewayError;
+  /** Policy that denied the request, if one did. */
+  deniedBy?: string;
+  /** Per-policy private state, keyed by the policy instance. */
+  readonly locals: Map<object, unknown>;
+}
+
+/** A buffered JSON response on its way back to the client; onResponse handlers may replace `body`. */
+export interface ResponseBody {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+export interface PolicyHandler {
+  /** Runs in YAML order; throw a GatewayError to end the exchange. */
+  onRequest?(exchange: Exchange): void | Promise<void>;
+  /** Runs in reverse YAML order on routes that buffer the response; may mutate or replace `response.body`. */
+  onResponse?(exchange: Exchange, response: ResponseBody): void | Promise<void>;
+  /** Runs after the response was sent, for every request (allowed or denied). Must not throw. */
+  onLog?(exchange: Exchange): void | Promise<void>;
+  /** True when onResponse needs the parsed JSON response body (the route then buffers it). */
+  readonly needsResponseBody?: boolean;
+  /** True when onRequest needs the request body (`exchange.body` / `exchange.json`). */
+  readonly needsRequestBody?: boolean;
+  /** Release resources (timers, connections) when the router is retired. */
+  close?(): void | Promise<void>;
+}
+
+export interface PolicyContext {
+  logger: Logger;
+  store: Store;
+  metrics: Metrics;
+  identity: IdentityRegistry;
+  upstreams: ReadonlyMap<string, Upstream>;
+  /** The route being compiled (id, layer, match, target). */
+  route: RouteInfo;
+  /** Directory of the config file, for resolving file references. */
+  configDir: string;
+  /** Top-level config sections that policies may read (e.g. `audit`). */
+  config: GatewayConfig;
+  /** Injected clock, for tests. */
+  now: () => number;
+}
+
+export interface Policy<C = any> {
+  /** Key used in routes.yaml. */
+  readonly name: string;
+  /** JSON Schema of the policy's config: additionalProperties false, descriptions, defaults. */
+  readonly configSchema: Record<string, unknown>;
+  /** Builds everything expensive once, at config load. May be async (fetching keys, connecting). */
+  create(config: C, context: PolicyContext): PolicyHandler | Promise<PolicyHandler>;
+}
+
+export interface RouteInfo {
+  id: string;
+  layer: Layer;
+  methods: string[];
+  path: string;
+  /** For FHIR routes: the resource type and interaction, used by SMART scopes and consent. */
+  fhir?: { resourceType: string; interaction: FhirInteraction };
+  targetConfig: RouteTargetConfig;
+}
+
+export type FhirInteraction = 'read' | 'search' | 'create' | 'update' | 'delete' | 'patch' | 'vread' | 'history';
+
+/** What a route does once its request phase passed: proxy, compose, or project. */
+export interface RouteTarget {
+  readonly kind: string;
+  /** Fills `exchange.upstreamPath` before the request phase, so policies can see and rewrite it. */
+  prepare?(ex: Exchange): void;
+  /** Writes the response, or rejects with a GatewayError while nothing was sent. */
+  handle(ex: Exchange): Promise<void>;
+}
+
+export interface CompiledRoute extends RouteInfo {
+  readonly chain: CompiledChain;
+  readonly target: RouteTarget;
+  /** The policies as configured, for the admin listing (names only: never configs with secrets). */
+  readonly policyNames: string[];
+}
+
+export interface CompiledChain {
+  readonly request: Array<{ name: string; run: NonNullable<PolicyHandler['onRequest']> }>;
+  readonly response: Array<{ name: string; run: NonNullable<PolicyHandler['onResponse']> }>;
+  readonly log: Array<{ name: string; run: NonNullable<PolicyHandler['onLog']> }>;
+  readonly needsResponseBody: boolean;
+  readonly needsRequestBody: boolean;
+  readonly handlers: PolicyHandler[];
+}
+
+// ---- routes.yaml shape (mirrors gateway/config/schema.ts) ----
+
+export interface UpstreamConfig {
+  url: string;
+  timeoutMs?: number;
+  connectTimeoutMs?: number;
+  maxSockets?: number;
+  forwardAuthorization?: boolean;
+  retries?: number;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
+  circuitBreaker?: { failures: number; windowMs: number; openMs: number };
+}
+
+export interface IssuerConfig {
+  name: string;
+  issuer: string;
+  jwksUri?: string;
+  keys?: Array<Record<string, unknown> | string>;
+  audiences?: string[];
+  algorithms: string[];
+  clockToleranceSec?: number;
+  requiredClaims?: string[];
+  secret?: string;
+  introspection?: { url: string; clientId: string; clientSecret: string; cacheMaxEntries?: number };
+  jwksCooldownMs?: number;
+  jwksCacheMaxAgeMs?: number;
+}
+
+export interface StoreConfig {
+  kind: 'memory' | 'redis';
+  url?: string;
+  prefix?: string;
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+}
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  bodyLimit: string;
+  trustProxy: boolean | number | string | string[];
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  logLevel: string;
+  admin?: { port: number; host: string; token?: string };
+}
+
+export type RouteTargetConfig =
+  | { upstream: string; path: string }
+  | { compose: Array<Record<string, unknown>>; merge?: unknown }
+  | { route: string };
+
+export interface RouteConfig {
+  id: string;
+  layer: Layer;
+  description?: string;
+  match: { methods: string[]; path: string };
+  fhir?: { resourceType: string; interaction: FhirInteraction };
+  target: RouteTargetConfig;
+  project?: unknown;
+  policies: Array<Record<string, unknown>>;
+}
+
+export interface GatewayConfig {
+  version: 1;
+  server: ServerConfig;
+  store: StoreConfig;
+  identity: { issuers: IssuerConfig[] };
+  upstreams: Record<string, UpstreamConfig>;
+  plugins: string[];
+  audit?: Record<string, unknown>;
+  sandbox?: Record<string, unknown>;
+  routes: RouteConfig[];
+  [section: string]: unknown;
+}

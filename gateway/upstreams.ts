@@ -1,0 +1,51 @@
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { UpstreamConfig } from './types.ts';
+
+export interface Upstream {
+  readonly name: string;
+  readonly url: URL;
+  /** Base URL without a trailing slash, for joining with route paths. */
+  readonly base: string;
+  readonly agent: http.Agent;
+  readonly timeoutMs: number;
+  readonly config: Readonly<UpstreamConfig>;
+}
+
+/**
+ * One keep-alive agent per upstream, built at config load. `maxSockets` bounds the connections a
+ * slow backend can hold; TLS options (custom CA, client certificate for mTLS) are read once here.
+ */
+export function createUpstream(name: string, config: UpstreamConfig, configDir: string): Upstream {
+  const url = new URL(config.url);
+  const common = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: config.maxSockets ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+  const read = (f?: string) => (f ? readFileSync(resolve(configDir, f)) : undefined);
+  const agent =
+    url.protocol === 'https:'
+      ? new https.Agent({
+          ...common,
+          ca: read(config.tls?.caFile),
+          cert: read(config.tls?.certFile),
+          key: read(config.tls?.keyFile),
+          rejectUnauthorized: config.tls?.rejectUnauthorized ?? true,
+        })
+      : new http.Agent(common);
+  return Object.freeze({
+    name,
+    url,
+    base: config.url.replace(/\/+$/, ''),
+    agent,
+    timeoutMs: config.timeoutMs ?? 10_000,
+    config: Object.freeze({ ...config }),
+  });
+}
+
+export function createUpstreams(configs: Record<string, UpstreamConfig>, configDir: string): Map<string, Upstream> {
+  return new Map(Object.entries(configs).map(([name, c]) => [name, createUpstream(name, c, configDir)]));
+}
+
+export function closeUpstreams(upstreams: ReadonlyMap<string, Upstream>): void {
+  for (const u of upstreams.values()) u.agent.destroy();
+}
