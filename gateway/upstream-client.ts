@@ -1,0 +1,81 @@
+import http from 'node:http';
+import https from 'node:https';
+import { BadGateway, GatewayTimeout, type GatewayError } from './errors.ts';
+import type { Metrics } from './metrics.ts';
+import { isJsonType } from './respond.ts';
+import type { Exchange, ResponseBody } from './types.ts';
+import type { Upstream } from './upstreams.ts';
+
+export interface UpstreamCall {
+  method: string;
+  /** Path relative to the upstream base URL, already encoded. */
+  path: string;
+  query?: URLSearchParams;
+  headers?: Record<string, string>;
+  body?: unknown;
+  timeoutMs?: number;
+}
+
+const MAX_BODY = 16 * 1024 * 1024;
+
+/**
+ * The gateway's own HTTP client for calls it makes itself (process steps, experience sources, consent
+ * look-ups): same keep-alive agent and timeout as the proxy, request id and traceparent always sent,
+ * JSON in and out. Fails with a GatewayError (502/504), never hangs.
+ */
+export function callUpstream(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics): Promise<ResponseBody> {
+  const qs = call.query?.size ? `?${call.query.toString()}` : '';
+  const url = new URL(upstream.base + call.path + qs);
+  const payload = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
+  const headers: Record<string, string> = { accept: 'application/json, application/fhir+json', 'accept-encoding': 'identity', ...call.headers };
+  if (ex) {
+    headers['x-request-id'] = ex.id;
+    headers.traceparent = ex.traceparent;
+  }
+  if (payload) {
+    headers['content-type'] ??= 'application/json';
+    headers['content-length'] = String(payload.length);
+  }
+  const timeoutMs = call.timeoutMs ?? upstream.timeoutMs;
+  const started = performance.now();
+  const lib = url.protocol === 'https:' ? https : http;
+  return new Promise<ResponseBody>((resolve, reject) => {
+    let timedOut = false;
+    const fail = (kind: string, err: GatewayError) => {
+      metrics?.upstreamErrors.inc({ upstream: upstream.name, kind });
+      reject(err);
+    };
+    const req = lib.request(url, { method: call.method, headers, agent: upstream.agent }, (res) => {
+      metrics?.upstreamDuration.observe({ upstream: upstream.name }, (performance.now() - started) / 1000);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY) req.destroy(new Error('too large'));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        let body: unknown = raw.length ? raw.toString('utf8') : null;
+        if (raw.length && isJsonType(res.headers['content-type'])) {
+          try {
+            body = JSON.parse(raw.toString('utf8'));
+          } catch {
+            return fail('bad-json', new BadGateway({ detail: `Upstream ${upstream.name} sent malformed JSON`, reason: 'bad-json' }));
+          }
+        }
+        resolve({ status: res.statusCode ?? 502, headers: res.headers, body });
+      });
+      res.on('error', () => fail('reset', new BadGateway({ reason: 'reset' })));
+    });
+    req.setTimeout(timeoutMs, () => {
+      timedOut = true;
+      req.destroy(new Error('timeout'));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (timedOut) fail('timeout', new GatewayTimeout({ reason: 'timeout' }));
+      else fail(err.code === 'ECONNREFUSED' ? 'connect' : 'reset', new BadGateway({ reason: err.code === 'ECONNREFUSED' ? 'connect' : 'reset' }));
+    });
+    req.end(payload);
+  });
+}
