@@ -58,32 +58,61 @@ function describeError(err: unknown): string {
 export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Promise<CompiledGateway> {
   const { config, file } = loaded;
   const configDir = dirname(resolve(file));
-  const issues: ConfigIssue[] = [];
+  const issues: ConfigIssue[] = [...loaded.issues];
+  const routeConfigs = Array.isArray(config.routes) ? config.routes : [];
+  const shapeOk = (v: unknown) => v !== null && typeof v === 'object';
+  if (!shapeOk(config.upstreams) || !shapeOk(config.identity) || !Array.isArray(config.identity.issuers)) throw new ConfigError(file, issues);
+
   const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
-    throw new ConfigError(file, [{ path: 'plugins', message: err.message }]);
+    throw new ConfigError(file, [...issues, { path: 'plugins', message: err.message }]);
   });
   const upstreams = createUpstreams(config.upstreams, configDir);
   const identity = await createIdentityRegistry(config.identity.issuers);
   const handlers: PolicyHandler[] = [];
 
-  const ids = new Set<string>();
-  const seenMatch = new Map<string, string>();
   config.identity.issuers.forEach((iss, i) => {
-    if (iss.algorithms.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
+    if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });
   });
 
+  /** Validates one policy entry's config; returns the frozen config or undefined (issue recorded). */
+  const checkPolicy = (entry: Record<string, unknown>, path: string) => {
+    const [name, rawConfig] = Object.entries(entry)[0] ?? [];
+    const reg = name === undefined ? undefined : policies.get(name);
+    if (!reg) {
+      issues.push({ path, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
+      return undefined;
+    }
+    const pconfig = structuredClone(rawConfig ?? {});
+    if (!reg.validate(pconfig)) {
+      issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`));
+      return undefined;
+    }
+    return { name, reg, config: deepFreeze(pconfig) };
+  };
+  const hasIssueUnder = (base: string) => issues.some((i) => i.path === base || i.path.startsWith(`${base}.`) || i.path.startsWith(`${base}[`));
+
+  const ids = new Set<string>();
+  const seenMatch = new Map<string, string>();
   const routes: CompiledRoute[] = [];
-  for (const [ri, rc] of config.routes.entries()) {
+  for (const [ri, rc] of routeConfigs.entries()) {
     const base = `routes[${ri}]`;
+    const policyEntries = Array.isArray(rc?.policies) ? rc.policies : [];
+    if (hasIssueUnder(base)) {
+      // Malformed route: still check what can be checked, so the next run does not reveal new mistakes.
+      policyEntries.forEach((e, pi) => shapeOk(e) && checkPolicy(e, `${base}.policies[${pi}]`));
+      const up = (rc?.target as { upstream?: unknown } | undefined)?.upstream;
+      if (typeof up === 'string' && !upstreams.has(up)) issues.push({ path: `${base}.target.upstream`, message: `unknown upstream "${up}"` });
+      continue;
+    }
     if (ids.has(rc.id)) issues.push({ path: `${base}.id`, message: `duplicate route id "${rc.id}"` });
     ids.add(rc.id);
+    if (RESERVED_PATHS.test(rc.match.path)) issues.push({ path: `${base}.match.path`, message: 'is reserved for the gateway itself' });
     for (const m of rc.match.methods) {
       const key = `${m} ${rc.match.path}`;
       if (seenMatch.has(key)) issues.push({ path: `${base}.match`, message: `${key} is already matched by route "${seenMatch.get(key)}"` });
       else seenMatch.set(key, rc.id);
     }
-    if (RESERVED_PATHS.test(rc.match.path)) issues.push({ path: `${base}.match.path`, message: 'is reserved for the gateway itself' });
     const targetSchema = targetSchemaFor(rc.layer);
     let validateTarget = targetValidators.get(targetSchema);
     if (!validateTarget) targetValidators.set(targetSchema, (validateTarget = ajv.compile(targetSchema)));
@@ -93,27 +122,17 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const info: RouteInfo = { id: rc.id, layer: rc.layer, methods: rc.match.methods, path: rc.match.path, fhir: rc.fhir, targetConfig: rc.target };
     const entries: Array<{ name: string; handler: PolicyHandler }> = [];
-    for (const [pi, entry] of rc.policies.entries()) {
-      const [name, rawConfig] = Object.entries(entry)[0];
-      const ppath = `${base}.policies[${pi}].${name}`;
-      const reg = policies.get(name);
-      if (!reg) {
-        issues.push({ path: `${base}.policies[${pi}]`, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
-        continue;
-      }
-      const pconfig = structuredClone(rawConfig ?? {});
-      if (!reg.validate(pconfig)) {
-        issues.push(...ajvIssues(reg.validate.errors, ppath));
-        continue;
-      }
-      deepFreeze(pconfig);
+    for (const [pi, entry] of policyEntries.entries()) {
+      const ppath = `${base}.policies[${pi}]`;
+      const checked = checkPolicy(entry, ppath);
+      if (!checked) continue;
       const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstreams, route: info, configDir, config, now: deps.now ?? Date.now };
       try {
-        const handler = await reg.policy.create(pconfig, ctx);
+        const handler = await checked.reg.policy.create(checked.config, ctx);
         handlers.push(handler);
-        entries.push({ name, handler });
+        entries.push({ name: checked.name, handler });
       } catch (err) {
-        issues.push({ path: joinPath(ppath, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
+        issues.push({ path: joinPath(`${ppath}.${checked.name}`, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
       }
     }
     const chain = buildChain(entries);

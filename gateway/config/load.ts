@@ -13,6 +13,11 @@ const validateTop = ajv.compile(configSchema);
 export interface LoadedConfig {
   file: string;
   config: GatewayConfig;
+  /**
+   * Schema violations. Compilation goes on past them (checking policies and cross-references of the
+   * parts that are well-formed) so that one run reports every mistake, then throws them all together.
+   */
+  issues: ConfigIssue[];
   /** sha256 of the file bytes: the config version reported by /readyz and the admin API. */
   hash: string;
 }
@@ -33,9 +38,12 @@ function forbiddenKeys(value: unknown, path: string, out: ConfigIssue[]): void {
   }
 }
 
-/** Parse YAML text and validate the document structure; throws ConfigError listing every issue. */
-export function parseConfig(text: string, file: string): GatewayConfig {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+/**
+ * Parse YAML text and validate the document structure. Syntax errors and forbidden keys throw at once
+ * (nothing else can be trusted); schema violations are returned for the compiler to report with its own.
+ */
+export function parseConfig(text: string, file: string): { config: GatewayConfig; issues: ConfigIssue[] } {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ConfigError(
       file,
@@ -48,8 +56,8 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   if (issues.length) throw new ConfigError(file, issues);
   const resolved = resolveSecrets(raw, issues);
   if (issues.length) throw new ConfigError(file, issues);
-  if (!validateTop(resolved)) throw new ConfigError(file, ajvIssues(validateTop.errors));
-  return resolved as GatewayConfig;
+  const valid = validateTop(resolved);
+  return { config: resolved as GatewayConfig, issues: valid ? [] : ajvIssues(validateTop.errors) };
 }
 
 export async function loadConfigFile(file: string): Promise<LoadedConfig> {
@@ -59,6 +67,6 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
   } catch (err) {
     throw new ConfigError(file, [{ path: '', message: `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
-  const config = parseConfig(bytes.toString('utf8'), file);
-  return { file, config, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
+  const { config, issues } = parseConfig(bytes.toString('utf8'), file);
+  return { file, config, issues, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
 }

@@ -1,0 +1,195 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { compileConfig } from '../gateway/config/compile.ts';
+import { ConfigError } from '../gateway/config/errors.ts';
+import { loadConfigFile } from '../gateway/config/load.ts';
+import { createLogger } from '../gateway/logger.ts';
+import { createMetrics } from '../gateway/metrics.ts';
+import { createMemoryStore } from '../gateway/store/memory.ts';
+import { writeConfig } from './helpers.ts';
+
+const BASE = `version: 1
+identity:
+  issuers:
+    - { name: idp, issuer: http://127.0.0.1:1, jwksUri: http://127.0.0.1:1/jwks, algorithms: [RS256] }
+upstreams:
+  ehr: { url: http://127.0.0.1:1/fhir }
+`;
+
+async function issuesOf(yaml: string): Promise<Array<{ path: string; message: string }>> {
+  const file = writeConfig(yaml);
+  try {
+    const loaded = await loadConfigFile(file);
+    const compiled = await compileConfig(loaded, { logger: createLogger({ silent: true }), metrics: createMetrics(), store: createMemoryStore() });
+    await compiled.close();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${(err as Error).message}`);
+    assert.equal(err.file, file);
+    return err.issues;
+  }
+  return [];
+}
+
+const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/hcgw.js', ...args], { encoding: 'utf8', timeout: 30_000 });
+
+const THREE_MISTAKES =
+  BASE +
+  `routes:
+  - id: a
+    layer: system
+    matc: { path: /a }
+    target: { upstream: ehr, path: /a }
+  - id: b
+    layer: system
+    match: { path: /b }
+    target: { upstream: ehr, path: /b }
+    policies:
+      - jwt: { issuers: "idp" }
+  - id: c
+    layer: system
+    match: { path: /c }
+    target: { upstream: nowhere, path: /c }
+`;
+
+describe('config validation', () => {
+  test('a valid config compiles', async () => {
+    assert.deepEqual(await issuesOf(BASE + `routes:\n  - { id: a, layer: system, match: { path: /a }, target: { upstream: ehr, path: /a } }\n`), []);
+  });
+
+  test('reports every mistake at once, each with its path', async () => {
+    const issues = await issuesOf(THREE_MISTAKES);
+    const paths = issues.map((i) => i.path);
+    assert.ok(paths.includes('routes[0].matc'), paths.join(' | '));
+    assert.ok(paths.includes('routes[0].match'), 'the missing match is named too');
+    assert.ok(paths.includes('routes[1].policies[0].jwt.issuers'), paths.join(' | '));
+    assert.ok(paths.includes('routes[2].target.upstream'), paths.join(' | '));
+  });
+
+  test('cross-references: unknown upstream, unknown issuer, unknown policy, duplicate ids and matches', async () => {
+    const issues = await issuesOf(
+      BASE +
+        `routes:
+  - id: a
+    layer: system
+    match: { path: /a }
+    target: { upstream: nowhere, path: /a }
+  - id: a
+    layer: system
+    match: { path: /a }
+    target: { upstream: ehr, path: /x/:missing }
+    policies:
+      - jwt: { issuers: [other-idp] }
+      - rate-limt: {}
+`,
+    );
+    const text = issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+    assert.match(text, /routes\[0\]\.target\.upstream: unknown upstream "nowhere"/);
+    assert.match(text, /routes\[1\]\.id: duplicate route id "a"/);
+    assert.match(text, /routes\[1\]\.match: GET \/a is already matched by route "a"/);
+    assert.match(text, /routes\[1\]\.target\.path: uses parameter\(s\) not in match\.path: missing/);
+    assert.match(text, /routes\[1\]\.policies\[0\]\.jwt\.issuers\[0\]: unknown issuer "other-idp"/);
+    assert.match(text, /routes\[1\]\.policies\[1\]: unknown policy "rate-limt"/);
+  });
+
+  test('unknown keys anywhere are errors (typos in security config must not pass)', async () => {
+    const issues = await issuesOf(
+      BASE.replace('algorithms: [RS256] }', 'algorithms: [RS256], audience: [x] }') +
+        `routes:\n  - { id: a, layer: system, match: { path: /a }, target: { upstream: ehr, path: /a }, policies: [ { jwt: { issuers: [idp], optional: true } } ] }\n`,
+    );
+    const paths = issues.map((i) => `${i.path}: ${i.message}`);
+    assert.ok(paths.includes('identity.issuers[0].audience: unknown key'), paths.join(' | '));
+  });
+
+  test('policy config errors carry the policy path', async () => {
+    const issues = await issuesOf(BASE + `routes:\n  - { id: a, layer: system, match: { path: /a }, target: { upstream: ehr, path: /a }, policies: [ { jwt: { issuers: [idp], optional: true } } ] }\n`);
+    assert.deepEqual(issues, [{ path: 'routes[0].policies[0].jwt.optional', message: 'unknown key' }]);
+  });
+
+  test('closed defaults: algorithm none and HS without secret are refused', async () => {
+    const issues = await issuesOf(BASE.replace('algorithms: [RS256]', 'algorithms: [none, HS256]') + 'routes: []\n');
+    const text = issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+    assert.match(text, /identity\.issuers\[0\]\.algorithms\[0\]: must be one of/);
+  });
+
+  test('YAML syntax errors name the line', async () => {
+    const issues = await issuesOf('version: 1\nroutes:\n  - id: [unclosed\n');
+    assert.match(issues[0].path, /^line \d+, column \d+$/);
+  });
+
+  test('prototype-pollution keys in YAML are refused', async () => {
+    const issues = await issuesOf(BASE + 'routes: []\n__proto__: { polluted: true }\n');
+    assert.deepEqual(issues, [{ path: '__proto__', message: 'forbidden key' }]);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  test('secrets come from the environment; a missing variable is an error', async () => {
+    const yaml = BASE.replace('algorithms: [RS256] }', 'algorithms: [RS256, HS256], secret: "${env:HCGW_TEST_SECRET}" }') + 'routes: []\n';
+    const missing = await issuesOf(yaml);
+    assert.deepEqual(missing, [{ path: 'identity.issuers[0].secret', message: 'environment variable HCGW_TEST_SECRET is not set' }]);
+    process.env.HCGW_TEST_SECRET = 'x'.repeat(40);
+    try {
+      assert.deepEqual(await issuesOf(yaml), []);
+    } finally {
+      delete process.env.HCGW_TEST_SECRET;
+    }
+  });
+
+  test('routes cannot shadow the gateway endpoints', async () => {
+    const issues = await issuesOf(BASE + `routes:\n  - { id: a, layer: system, match: { path: /healthz }, target: { upstream: ehr, path: /a } }\n`);
+    assert.deepEqual(issues, [{ path: 'routes[0].match.path', message: 'is reserved for the gateway itself' }]);
+  });
+
+  test('plugins named by path in routes.yaml load through the same contract', async () => {
+    const file = writeConfig(BASE + `plugins: [./tag.ts]\nroutes:\n  - { id: a, layer: system, match: { path: /a }, target: { upstream: ehr, path: /a }, policies: [ { tag: { value: 7 } } ] }\n`);
+    writeFileSync(
+      join(dirname(file), 'tag.ts'),
+      `export default { name: 'tag', configSchema: { type: 'object', additionalProperties: false, required: ['value'], properties: { value: { type: 'string' } } }, create: () => ({}) };\n`,
+    );
+    await assert.rejects(loadConfigFile(file).then((l) => compileConfig(l, { logger: createLogger({ silent: true }), metrics: createMetrics(), store: createMemoryStore() })), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.issues, [{ path: 'routes[0].policies[0].tag.value', message: 'must be string' }]);
+      return true;
+    });
+    writeFileSync(join(dirname(file), 'bad.ts'), `export default { name: 'bad', create: () => ({}) };\n`);
+    const file2 = join(dirname(file), 'routes2.yaml');
+    writeFileSync(file2, BASE + `plugins: [./bad.ts]\nroutes: []\n`);
+    await assert.rejects(loadConfigFile(file2).then((l) => compileConfig(l, { logger: createLogger({ silent: true }), metrics: createMetrics(), store: createMemoryStore() })), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.issues[0].message, /has no configSchema/);
+      return true;
+    });
+  });
+});
+
+describe('CLI', () => {
+  test('validate prints all three mistakes with their paths and exits 1', () => {
+    const file = writeConfig(THREE_MISTAKES);
+    const r = cli('validate', file);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /routes\[0\]\.matc: unknown key/);
+    assert.match(r.stderr, /routes\[1\]\.policies\[0\]\.jwt\.issuers: must be array/);
+    assert.match(r.stderr, /routes\[2\]\.target\.upstream: unknown upstream "nowhere"/);
+    const fixed = writeConfig(THREE_MISTAKES.replace('matc:', 'match:').replace('issuers: "idp"', 'issuers: [nope]'));
+    const r2 = cli('validate', fixed);
+    assert.equal(r2.status, 1);
+    assert.match(r2.stderr, /routes\[1\]\.policies\[0\]\.jwt\.issuers\[0\]: unknown issuer "nope"/);
+    assert.match(r2.stderr, /routes\[2\]\.target\.upstream: unknown upstream "nowhere"/);
+  });
+
+  test('validate prints a one-line summary and exits 0 on the sandbox routes.yaml', () => {
+    const r = cli('validate', 'routes.yaml');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^routes\.yaml: OK — \d+ routes .*version [0-9a-f]{16}\n$/);
+  });
+
+  test('the gateway refuses to start on an invalid config', () => {
+    const file = writeConfig(THREE_MISTAKES);
+    const r = cli('start', '--config', file, '--port', '0');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /routes\[0\]\.matc: unknown key/);
+    assert.match(r.stdout + r.stderr, /refusing to start/);
+  });
+});
