@@ -1,4 +1,7 @@
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { runPrimary } from './cluster.ts';
 import { resolve } from 'node:path';
 import { compileConfig } from './config/compile.ts';
 import { ConfigError, formatIssue } from './config/errors.ts';
@@ -10,7 +13,9 @@ import { createMemoryStore } from './store/memory.ts';
 
 const USAGE = `usage: hcgw <command> [options]
 
-  start [--config routes.yaml] [--sandbox] [--port N]   run the gateway (--sandbox also starts the demo upstreams and dev IdP)
+  start [--config routes.yaml] [--sandbox] [--port N] [--workers N]
+                                                         run the gateway (--sandbox also starts the demo upstreams and dev IdP;
+                                                         --workers: cluster size, default one per CPU with a redis store)
   validate [file]                                        check a routes.yaml; prints every error, exit 1 if any
   token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
                                                          mint a dev token from the running sandbox IdP
@@ -44,15 +49,26 @@ async function validate(file: string): Promise<number> {
 }
 
 async function start(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, sandbox: { type: 'boolean' }, port: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, sandbox: { type: 'boolean' }, port: { type: 'string' }, workers: { type: 'string', short: 'w' } } });
   const file = resolve(values.config ?? process.env.HCGW_CONFIG ?? 'routes.yaml');
   const logger = createLogger();
   let closeSandbox: (() => Promise<void>) | undefined;
-  if (values.sandbox) {
+  const workers = cluster.isPrimary ? await workerCount(file, values.workers, logger) : 1;
+  if (values.sandbox && cluster.isPrimary) {
     const { startSandbox } = await import('./sandbox/index.ts');
     const sb = await startSandbox();
     closeSandbox = () => sb.close();
     logger.info('sandbox started', { ...sb.urls });
+  }
+  if (workers > 1) {
+    // Fail fast in the primary: N workers would otherwise each refuse the same bad file.
+    const code = await validate(file);
+    if (code !== 0) {
+      await closeSandbox?.();
+      return code;
+    }
+    runPrimary({ workers, logger, onShutdown: closeSandbox });
+    return -1;
   }
   let gw: Gateway;
   try {
@@ -77,6 +93,26 @@ async function start(args: string[]): Promise<number> {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void gw.reload().catch(() => undefined));
   return -1; // keep running
+}
+
+/**
+ * Default: one worker per CPU when state is shared in Redis; one process with the memory store, whose
+ * counters and idempotency keys would otherwise be silently split per worker. An explicit --workers wins.
+ */
+async function workerCount(file: string, flag: string | undefined, logger: ReturnType<typeof createLogger>): Promise<number> {
+  if (flag !== undefined) {
+    const n = Number(flag);
+    if (!Number.isInteger(n) || n < 1) throw new Error('--workers must be a positive integer');
+    return n;
+  }
+  try {
+    const { config } = await loadConfigFile(file);
+    if (config.store?.kind === 'redis') return availableParallelism();
+    logger.info('memory store: running one process (use a redis store to scale out with --workers)');
+  } catch {
+    /* the start path reports config errors */
+  }
+  return 1;
 }
 
 async function token(args: string[]): Promise<number> {
