@@ -1,0 +1,56 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { EPHEMERAL_PORTS, startSandbox, type Sandbox } from '../gateway/sandbox/index.ts';
+import { problem, startGateway, type TestGateway } from './helpers.ts';
+
+/**
+ * The shipped routes.yaml, end to end: the same file `npm start` runs, with the sandbox's fixed ports
+ * swapped for ephemeral ones so the test never collides with a running sandbox.
+ */
+export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGateway }> {
+  const sb = await startSandbox({ ports: EPHEMERAL_PORTS });
+  const origin = (u: string) => new URL(u).origin;
+  const yaml = readFileSync('routes.yaml', 'utf8')
+    .replaceAll('http://127.0.0.1:9100', origin(sb.urls.idp))
+    .replaceAll('http://127.0.0.1:9101', origin(sb.urls.ehr))
+    .replaceAll('http://127.0.0.1:9102', origin(sb.urls.billing))
+    .replaceAll('http://127.0.0.1:9103', origin(sb.urls.erp));
+  const gw = await startGateway(yaml);
+  return { sb, gw };
+}
+
+describe('sandbox routes.yaml end to end (the README flows)', () => {
+  let sb: Sandbox;
+  let gw: TestGateway;
+  before(async () => {
+    ({ sb, gw } = await startShippedSandbox());
+  });
+  after(async () => {
+    await gw.close();
+    await sb.close();
+  });
+
+  test('a token from the dev IdP reads a FHIR Patient through a system route', async () => {
+    const token = await sb.idp.mint({ clientId: 'clinician-app', subject: 'pr-1', scopes: ['user/*.rs'] });
+    const res = await fetch(`${gw.url}/system/ehr/Patient/p1`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200);
+    const patient = (await res.json()) as { resourceType: string; id: string };
+    assert.equal(patient.resourceType, 'Patient');
+    assert.equal(patient.id, 'p1');
+  });
+
+  test('without a token the same call gets 401 problem+json', async () => {
+    const res = await fetch(`${gw.url}/system/ehr/Patient/p1`);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
+    const p = await problem(res);
+    assert.equal(p.status, 401);
+  });
+
+  test('unknown route → 404 problem+json', async () => {
+    const res = await fetch(`${gw.url}/no/such/route`);
+    assert.equal(res.status, 404);
+    assert.equal((await problem(res)).type, 'https://hcgw.dev/problems/route-not-found');
+  });
+});
