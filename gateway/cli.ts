@@ -8,17 +8,22 @@ import { ConfigError, formatIssue } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
+import { reloadOnSignal, watchConfig } from './reload.ts';
 import { Gateway } from './server.ts';
 import { createMemoryStore } from './store/memory.ts';
 
 const USAGE = `usage: hcgw <command> [options]
 
-  start [--config routes.yaml] [--sandbox] [--port N] [--workers N]
+  start [--config routes.yaml] [--sandbox] [--port N] [--workers N] [--watch]
                                                          run the gateway (--sandbox also starts the demo upstreams and dev IdP;
-                                                         --workers: cluster size, default one per CPU with a redis store)
+                                                         --workers: cluster size, default one per CPU with a redis store;
+                                                         --watch: reload when the config file changes; SIGHUP always reloads)
   validate [file]                                        check a routes.yaml; prints every error, exit 1 if any
   token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
                                                          mint a dev token from the running sandbox IdP
+  audit verify [--rotated] [--partial] <file...>         check audit hash chains: files oldest first (rotated ones, then the
+                                                         live one; --rotated adds each live file's rotated siblings);
+                                                         prints OK <n> records, or the first broken line and exit 1
 `;
 
 function printConfigError(err: ConfigError): void {
@@ -49,7 +54,7 @@ async function validate(file: string): Promise<number> {
 }
 
 async function start(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, sandbox: { type: 'boolean' }, port: { type: 'string' }, workers: { type: 'string', short: 'w' } } });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, sandbox: { type: 'boolean' }, port: { type: 'string' }, workers: { type: 'string', short: 'w' }, watch: { type: 'boolean' } } });
   const file = resolve(values.config ?? process.env.HCGW_CONFIG ?? 'routes.yaml');
   const logger = createLogger();
   let closeSandbox: (() => Promise<void>) | undefined;
@@ -83,15 +88,17 @@ async function start(args: string[]): Promise<number> {
     throw err;
   }
   await gw.listen();
+  const watcher = values.watch ? watchConfig(gw) : undefined;
   const stop = async (signal: string) => {
     logger.info('shutting down', { signal });
+    watcher?.close();
     await gw.close();
     await closeSandbox?.();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => void gw.reload().catch(() => undefined));
+  reloadOnSignal(gw, 'SIGHUP');
   return -1; // keep running
 }
 
@@ -155,6 +162,25 @@ async function token(args: string[]): Promise<number> {
   return 0;
 }
 
+async function audit(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { rotated: { type: 'boolean' }, partial: { type: 'boolean' } } });
+  const [sub, ...files] = positionals;
+  if (sub !== 'verify' || !files.length) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const { verifyAuditFiles } = await import('./audit/verify.ts');
+  const { auditFilesInOrder } = await import('./audit/sinks/file.ts');
+  const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
+  const r = await verifyAuditFiles(ordered, { partial: values.partial });
+  if (r.ok) {
+    process.stdout.write(`OK ${r.records} records\n`);
+    return 0;
+  }
+  process.stdout.write(`BROKEN ${r.file}:${r.line}: ${r.reason} (${r.records} records verified before it)\n`);
+  return 1;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -164,6 +190,8 @@ export async function main(argv: string[]): Promise<number> {
       return validate(rest[0] ?? 'routes.yaml');
     case 'token':
       return token(rest);
+    case 'audit':
+      return audit(rest);
     default:
       process.stderr.write(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;

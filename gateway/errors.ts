@@ -57,6 +57,8 @@ export const InvalidToken = make('invalid-token', 401, 'Invalid access token');
 export const Forbidden = make('forbidden', 403, 'Forbidden');
 export const InsufficientScope = make('insufficient-scope', 403, 'Insufficient scope');
 export const RouteNotFound = make('route-not-found', 404, 'No route matches the request');
+/** A resource an upstream reported missing (e.g. the Encounter a process starts from); not an unmatched route. */
+export const ResourceNotFound = make('not-found', 404, 'Resource not found');
 export const MethodNotAllowed = make('method-not-allowed', 405, 'Method not allowed');
 export const Conflict = make('conflict', 409, 'Conflict');
 export const PayloadTooLarge = make('payload-too-large', 413, 'Request body too large');

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -26,7 +26,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     overhead: new Histogram({
       name: 'hcgw_gateway_overhead_seconds',
-      help: 'Time spent in the gateway itself (total minus upstream time)',
+      help: 'Time spent in the gateway itself (total minus upstream time); not observed when the upstream call failed',
       labelNames: ['route'] as const,
       buckets: LATENCY_BUCKETS,
       registers: [registry],
@@ -44,6 +44,36 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['upstream', 'kind'] as const,
       registers: [registry],
     }),
+    upstreamRetries: new Counter({
+      name: 'hcgw_upstream_retries_total',
+      help: 'Upstream requests sent again after a connect error, timeout or 5xx',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    circuitTransitions: new Counter({
+      name: 'hcgw_circuit_transitions_total',
+      help: 'Circuit breaker state changes, by upstream and the state entered',
+      labelNames: ['upstream', 'state'] as const,
+      registers: [registry],
+    }),
+    circuitState: new Gauge({
+      name: 'hcgw_circuit_state',
+      help: 'Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    processStepFailures: new Counter({
+      name: 'hcgw_process_step_failures_total',
+      help: 'Failed steps of process compositions, by route, step and reason',
+      labelNames: ['route', 'step', 'reason'] as const,
+      registers: [registry],
+    }),
+    configReloads: new Counter({
+      name: 'hcgw_config_reloads_total',
+      help: 'Config reload attempts by result (applied, rejected)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     denials: new Counter({
       name: 'hcgw_policy_denials_total',
       help: 'Requests ended by a policy, by policy and reason',
@@ -54,6 +84,36 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'hcgw_store_failures_total',
       help: 'Shared store operations that failed, by policy and the fail mode applied',
       labelNames: ['policy', 'mode'] as const,
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'hcgw_rate_limited_total',
+      help: 'Requests refused by the rate-limit policy, by route and the limit that refused them',
+      labelNames: ['route', 'limit'] as const,
+      registers: [registry],
+    }),
+    laneRejected: new Counter({
+      name: 'hcgw_lane_rejected_total',
+      help: 'Requests refused by a concurrency lane, by lane and reason (queue-full, queue-timeout)',
+      labelNames: ['lane', 'reason'] as const,
+      registers: [registry],
+    }),
+    auditRecords: new Counter({
+      name: 'hcgw_audit_records_total',
+      help: 'Audit records delivered, by sink',
+      labelNames: ['sink'] as const,
+      registers: [registry],
+    }),
+    auditSinkFailures: new Counter({
+      name: 'hcgw_audit_sink_failures_total',
+      help: 'Failed audit deliveries (each retried unless the kind is rejected), by sink and kind (open, write, rotate, network, timeout, http-status, rejected)',
+      labelNames: ['sink', 'kind'] as const,
+      registers: [registry],
+    }),
+    auditDropped: new Counter({
+      name: 'hcgw_audit_records_dropped_total',
+      help: 'Audit records lost, by sink and reason (overflow: buffer full; rejected: refused by the SIEM; shutdown: undelivered at close)',
+      labelNames: ['sink', 'reason'] as const,
       registers: [registry],
     }),
   };

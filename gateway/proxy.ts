@@ -1,8 +1,10 @@
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'winston';
 import { BadGateway, GatewayError, GatewayTimeout } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import { ABORTED, callResilient, isAborted } from './resilience.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import type { Upstream } from './upstreams.ts';
 import type { Exchange } from './types.ts';
@@ -12,12 +14,17 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-aut
 /** A buffered upstream body larger than this is refused (502) instead of exhausting memory. */
 const MAX_BUFFERED_RESPONSE = 16 * 1024 * 1024;
 
+/** One attempt at proxying a request (a retry is a new attempt on the same request). */
 interface InFlight {
   ex: Exchange;
+  /** The upstream's response headers arrived: the attempt can no longer be retried. */
+  answered(status: number): void;
+  /** The response is finished (or the client left). */
   resolve(): void;
   reject(err: GatewayError): void;
   sentAt: number;
   timedOut: boolean;
+  proxyReq?: ClientRequest;
 }
 
 function connectionListed(headers: IncomingMessage['headers']): string[] {
@@ -44,29 +51,46 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   const inflight = new WeakMap<IncomingMessage, InFlight>();
   const forwardAuth = upstream.config.forwardAuthorization === true;
 
+  /**
+   * What http-proxy reads of a request (method, url, headers, socket), with the already-buffered body as a
+   * fresh stream. Headers are final and the body queued before the outgoing request exists: http-proxy
+   * signals `proxyReq` only once a pooled socket is free, too late to edit a request that had to wait
+   * for one (maxSockets). A fresh one per attempt also lets a retry start from the client's headers.
+   */
+  function outgoing(ex: Exchange): IncomingMessage {
+    const req = ex.req;
+    const headers: IncomingHttpHeaders = { ...req.headers };
+    for (const h of connectionListed(req.headers)) delete headers[h];
+    for (const h of HOP_BY_HOP) delete headers[h];
+    if (!forwardAuth) delete headers.authorization;
+    // Buffered routes re-serialise JSON; ask for identity so the body can be parsed without inflating it.
+    if (buffer) headers['accept-encoding'] = 'identity';
+    headers['x-request-id'] = ex.id;
+    headers.traceparent = ex.traceparent;
+    for (const [k, v] of Object.entries(ex.upstreamHeaders)) headers[k.toLowerCase()] = v;
+    if (ex.body) headers['content-length'] = String(ex.body.length);
+    const qs = ex.query.size ? `?${ex.query.toString()}` : '';
+    return Object.assign(Readable.from(ex.body?.length ? [ex.body] : []), {
+      method: ex.method,
+      url: ex.upstreamPath + qs,
+      headers,
+      httpVersion: req.httpVersion,
+      httpVersionMajor: req.httpVersionMajor,
+      httpVersionMinor: req.httpVersionMinor,
+      socket: req.socket,
+      connection: req.socket,
+    }) as unknown as IncomingMessage;
+  }
+
   const onProxyReq = (proxyReq: ClientRequest, req: IncomingMessage) => {
     const state = inflight.get(req);
     if (!state) return;
-    const { ex } = state;
-    for (const h of connectionListed(req.headers)) proxyReq.removeHeader(h);
-    for (const h of HOP_BY_HOP) proxyReq.removeHeader(h);
-    if (!forwardAuth) proxyReq.removeHeader('authorization');
-    // Buffered routes re-serialise JSON; ask for identity so the body can be parsed without inflating it.
-    if (buffer) proxyReq.setHeader('accept-encoding', 'identity');
-    proxyReq.setHeader('x-request-id', ex.id);
-    proxyReq.setHeader('traceparent', ex.traceparent);
-    for (const [k, v] of Object.entries(ex.upstreamHeaders)) proxyReq.setHeader(k, v);
+    state.proxyReq = proxyReq;
     proxyReq.setTimeout(upstream.timeoutMs, () => {
       state.timedOut = true;
       proxyReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' }));
     });
     state.sentAt = performance.now();
-    if (ex.body) {
-      proxyReq.setHeader('content-length', ex.body.length);
-      proxyReq.write(ex.body);
-    } else if (req.headers['content-length'] === undefined) {
-      proxyReq.removeHeader('content-length');
-    }
   };
 
   const onProxyRes = (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
@@ -74,7 +98,9 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     if (!state) return;
     const { ex } = state;
     const latency = performance.now() - state.sentAt;
+    state.answered(proxyRes.statusCode ?? 502);
     ex.upstream.status = proxyRes.statusCode;
+    ex.upstream.error = undefined;
     ex.upstream.latencyMs = latency;
     metrics.upstreamDuration.observe({ upstream: upstream.name }, latency / 1000);
     for (const h of connectionListed(proxyRes.headers)) delete proxyRes.headers[h];
@@ -84,7 +110,15 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       return; // http-proxy pipes it; the response's 'close' resolves the exchange
     }
     if (!isJsonType(proxyRes.headers['content-type']) || proxyRes.headers['content-encoding']) {
-      // Not JSON (or encoded despite identity): policies cannot inspect it, so pass it through unchanged.
+      // The route's policies (minimization, consent, compartment) must see the body to release it. A body
+      // they cannot inspect (XML via _format, compressed despite identity) fails closed; only bodiless
+      // answers (204, 304, HEAD, empty) pass.
+      const bodiless = ex.method === 'HEAD' || proxyRes.statusCode === 204 || proxyRes.statusCode === 304 || proxyRes.headers['content-length'] === '0';
+      if (!bodiless) {
+        proxyRes.resume();
+        state.reject(new BadGateway({ detail: 'Upstream response cannot be inspected by the route policies', reason: 'uninspectable-body' }));
+        return;
+      }
       ex.status = proxyRes.statusCode;
       res.writeHead(proxyRes.statusCode ?? 502, proxyRes.headers);
       proxyRes.pipe(res);
@@ -143,30 +177,77 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     ],
   });
 
+  /**
+   * Starts one pass through http-proxy. `answer` settles when the upstream's headers arrive (or the pass
+   * failed before that, which is the only case a retry may follow); `done` when the response is finished.
+   */
+  function attempt(ex: Exchange) {
+    let answer!: (v: { status: number; done: Promise<void> }) => void;
+    let failEarly!: (e: GatewayError) => void;
+    const answer$ = new Promise<{ status: number; done: Promise<void> }>((res, rej) => ((answer = res), (failEarly = rej)));
+    let finish!: () => void;
+    let failLate!: (e: GatewayError) => void;
+    const done = new Promise<void>((res, rej) => ((finish = res), (failLate = rej)));
+    done.catch(() => undefined); // awaited only by the caller of the pass that was answered
+    let hasAnswer = false;
+    let settled = false;
+    const state: InFlight = {
+      ex,
+      sentAt: performance.now(),
+      timedOut: false,
+      answered(status) {
+        hasAnswer = true;
+        answer({ status, done });
+      },
+      resolve() {
+        if (settled) return;
+        settled = true;
+        if (!hasAnswer) failEarly(new BadGateway({ reason: ABORTED }));
+        finish();
+      },
+      reject(e) {
+        if (settled) return;
+        settled = true;
+        if (hasAnswer) failLate(e);
+        else failEarly(e);
+      },
+    };
+    const req = outgoing(ex);
+    inflight.set(req, state);
+    middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
+    return { state, answer$ };
+  }
+
   return {
     kind: 'proxy' as const,
     upstream,
-    handle(ex: Exchange): Promise<void> {
-      return new Promise<void>((resolve, reject) => {
-        const req = ex.req;
-        let settled = false;
-        const state: InFlight = {
-          ex,
-          sentAt: performance.now(),
-          timedOut: false,
-          resolve: () => {
-            if (!settled) (settled = true), resolve();
-          },
-          reject: (e) => {
-            if (!settled) (settled = true), reject(e);
-          },
-        };
-        inflight.set(req, state);
-        ex.res.once('close', state.resolve);
-        const qs = ex.query.size ? `?${ex.query.toString()}` : '';
-        req.url = ex.upstreamPath + qs;
-        middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
+    /**
+     * Breaker check, then the proxy pass; a pass that failed before any response byte (connect error,
+     * timeout) is re-run for requests that are safe to repeat. A 5xx answer is never retried here: its
+     * bytes may already be streaming to the client (composer calls retry 5xx, see upstream-client.ts).
+     */
+    async handle(ex: Exchange): Promise<void> {
+      const retries = upstream.resilience.retriesFor(ex.method, ex.req.headers['idempotency-key'] !== undefined);
+      let current: InFlight | undefined;
+      const clientGone = new AbortController();
+      ex.res.once('close', () => {
+        // The client left before the response was complete: stop the upstream exchange too.
+        if (!ex.res.writableFinished) current?.proxyReq?.destroy();
+        clientGone.abort();
+        current?.resolve();
       });
+      try {
+        const answered = await callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone.signal }, () => {
+          const pass = attempt(ex);
+          current = pass.state;
+          return pass.answer$;
+        });
+        await answered.done;
+      } catch (err) {
+        if (isAborted(err)) return; // the client left: nobody to answer
+        if (err instanceof GatewayError) ex.upstream.error ??= err.reason;
+        throw err;
+      }
     },
   };
 }

@@ -16,9 +16,12 @@ const REPRESENTATION_HEADERS = ['content-length', 'content-encoding', 'transfer-
  * Sends a JSON response after the route's response phase. When a policy changed the body, the
  * validators follow: Content-Length is recomputed and an upstream ETag becomes a weak ETag of the bytes
  * actually sent, so caches never pair the minimised body with the full one's validator.
+ * `project` (experience routes) reshapes the body after the response phase, so that consent and
+ * minimization always judge the source resources, never a projection of them.
  */
-export async function sendBufferedJson(ex: Exchange, response: ResponseBody, original?: Buffer): Promise<void> {
+export async function sendBufferedJson(ex: Exchange, response: ResponseBody, original?: Buffer, project?: (body: unknown) => unknown): Promise<void> {
   if (ex.route.chain.response.length) await runResponsePhase(ex.route.chain, ex, response);
+  if (project) response.body = project(response.body);
   const out = Buffer.from(JSON.stringify(response.body));
   const headers: OutgoingHttpHeaders = { ...response.headers };
   for (const h of REPRESENTATION_HEADERS) delete headers[h];

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import express, { type Request, type Response } from 'express';
 import helmet from 'helmet';
 import getRawBody from 'raw-body';
@@ -12,10 +13,12 @@ import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFo
 import { createExchange, requestIdOf, traceparentOf } from './exchange.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness } from './admin.ts';
+import { createAuditRegistry, type AuditRegistry } from './audit/registry.ts';
 import { writeProblem } from './problem.ts';
-import { isJsonType } from './respond.ts';
+import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from './store/index.ts';
-import type { Exchange } from './types.ts';
+import type { Exchange, GatewayConfig } from './types.ts';
 
 export interface GatewayOptions {
   /** Path of routes.yaml (used for reloads). */
@@ -35,6 +38,25 @@ export function parseSize(s: string): number {
   return m ? Number(m[1]) * UNITS[m[2]] : 1024 * 1024;
 }
 
+/**
+ * Headers that must have one meaning: node keeps only the first of duplicates, but a backend or an
+ * intermediary may keep the last, so two Authorization or Host headers are refused rather than guessed.
+ */
+const SINGLETON_HEADERS = ['authorization', 'host', 'content-type', 'content-length', 'x-request-id', 'traceparent', 'x-purpose-of-use', 'idempotency-key'];
+function ambiguousHeaders(req: http.IncomingMessage): boolean {
+  const distinct = req.headersDistinct;
+  return SINGLETON_HEADERS.some((h) => (distinct[h]?.length ?? 0) > 1);
+}
+
+/** Settings bound to the sockets and clients made at start: a reload cannot change them. */
+function restartOnlyChanges(a: GatewayConfig, b: GatewayConfig): string[] {
+  const keys = ['port', 'host', 'requestTimeoutMs', 'headersTimeoutMs', 'keepAliveTimeoutMs', 'logLevel'] as const;
+  const out = keys.filter((k) => a.server[k] !== b.server[k]).map((k) => `server.${k}`);
+  if (a.server.admin?.port !== b.server.admin?.port || a.server.admin?.host !== b.server.admin?.host) out.push('server.admin');
+  if (!isDeepStrictEqual(a.store, b.store)) out.push('store');
+  return out;
+}
+
 interface Generation {
   compiled: CompiledGateway;
   inflight: number;
@@ -50,19 +72,24 @@ export class Gateway {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly file: string;
+  /** Audit trails live as long as the gateway, so the hash chain continues across reloads. */
+  readonly audit: AuditRegistry;
   store!: Store;
   private current!: Generation;
   private server?: http.Server;
+  private adminServer?: http.Server;
   private bodyLimit = 1024 * 1024;
   private readonly app = express();
   private closing = false;
   private inflightTotal = 0;
   private drainWaiters: Array<() => void> = [];
+  private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly opts: GatewayOptions, logger: Logger) {
     this.logger = logger;
     this.file = opts.file;
     this.metrics = createMetrics({ defaultMetrics: false });
+    this.audit = createAuditRegistry({ logger, metrics: this.metrics });
   }
 
   static async create(opts: GatewayOptions): Promise<Gateway> {
@@ -82,7 +109,25 @@ export class Gateway {
   }
 
   private deps() {
-    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now };
+    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now, audit: this.audit };
+  }
+
+  private async readiness(): Promise<Readiness> {
+    const storeOk = await this.store.ping();
+    const c = this.compiled;
+    const ready = storeOk && !this.closing;
+    return {
+      ready,
+      body: {
+        status: ready ? 'ready' : 'not-ready',
+        store: { kind: this.store.kind, ok: storeOk },
+        config: { version: c.hash, routes: c.routes.length, loadedAt: c.compiledAt.toISOString() },
+      },
+    };
+  }
+
+  private ops(): OpsDeps {
+    return { metrics: this.metrics, readiness: () => this.readiness(), compiled: () => this.compiled };
   }
 
   get compiled(): CompiledGateway {
@@ -96,22 +141,7 @@ export class Gateway {
     app.disable('etag');
     app.set('trust proxy', cfg.trustProxy);
     app.use(helmet());
-    app.get('/healthz', (_req, res) => {
-      res.json({ status: 'ok' });
-    });
-    app.get('/readyz', async (_req, res) => {
-      const storeOk = await this.store.ping();
-      const c = this.compiled;
-      res.status(storeOk && !this.closing ? 200 : 503).json({
-        status: storeOk && !this.closing ? 'ready' : 'not-ready',
-        store: { kind: this.store.kind, ok: storeOk },
-        config: { version: c.hash, routes: c.routes.length, loadedAt: c.compiledAt.toISOString() },
-      });
-    });
-    app.get('/metrics', async (_req, res) => {
-      res.setHeader('Content-Type', this.metrics.registry.contentType);
-      res.end(await this.metrics.registry.metrics());
-    });
+    mountHealth(app, this.ops(), { metrics: !cfg.admin });
     app.use((req, res) => void this.dispatch(req, res));
   }
 
@@ -122,6 +152,7 @@ export class Gateway {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
+    if (ambiguousHeaders(req)) return writeProblem(res, new BadRequest({ detail: 'Duplicate or conflicting request headers', reason: 'duplicate-header' }), id);
     const gen = this.current;
     const m = gen.compiled.router.match(req.method, path);
     if (m === 'bad-path') return writeProblem(res, new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }), id);
@@ -138,11 +169,12 @@ export class Gateway {
       await this.readBody(ex);
       if (route.chain.request.length) await runRequestPhase(route.chain, ex);
       for (const [k, v] of Object.entries(ex.responseHeaders)) res.setHeader(k, v);
-      await route.target.handle(ex);
+      if (ex.replay) await sendBufferedJson(ex, ex.replay);
+      else await route.target.handle(ex);
     } catch (err) {
       const ge = toGatewayError(err);
       ex.error = ge;
-      if (ge.status >= 500 && !(err instanceof GatewayError)) this.logger.error('internal error', { requestId: id, route: route.id, error: err });
+      if (ge.status >= 500 && !(err instanceof GatewayError)) this.logger.error('internal error', { requestId: id, traceparent: ex.traceparent, route: route.id, error: err });
       if (ex.deniedBy) this.metrics.denials.inc({ policy: ex.deniedBy, reason: ge.reason ?? ge.code });
       for (const [k, v] of Object.entries(ex.responseHeaders)) if (!res.headersSent) res.setHeader(k, v);
       writeProblem(res, ge, id);
@@ -183,7 +215,10 @@ export class Gateway {
     const seconds = (performance.now() - ex.startedAt) / 1000;
     this.metrics.requests.inc({ route: route.id, layer: route.layer, status_class: `${Math.floor(ex.status / 100)}xx` });
     this.metrics.duration.observe({ route: route.id, layer: route.layer }, seconds);
-    this.metrics.overhead.observe({ route: route.id }, Math.max(0, seconds - (ex.upstream.latencyMs ?? 0) / 1000));
+    // A failed upstream call has no latency to subtract: its wait (up to the timeout) is not gateway overhead.
+    if (ex.upstream.latencyMs !== undefined || ex.upstream.error === undefined) {
+      this.metrics.overhead.observe({ route: route.id }, Math.max(0, seconds - (ex.upstream.latencyMs ?? 0) / 1000));
+    }
     const done = () => {
       gen.inflight--;
       this.inflightTotal--;
@@ -196,7 +231,7 @@ export class Gateway {
 
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
-    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024 }, this.app);
+    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
@@ -211,6 +246,7 @@ export class Gateway {
     });
     const addr = server.address() as AddressInfo;
     this.logger.info('gateway listening', { address: addr.address, port: addr.port, routes: this.compiled.routes.length, config: this.compiled.hash });
+    await this.listenAdmin();
     return addr;
   }
 
@@ -218,39 +254,81 @@ export class Gateway {
     return this.server?.address() as AddressInfo | undefined;
   }
 
+  /** The admin port (health, metrics, read-only admin API): started only when `server.admin` is configured. */
+  private async listenAdmin(): Promise<void> {
+    const admin = this.compiled.config.server.admin;
+    if (!admin) return;
+    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token });
+    this.adminServer = await listenAdmin(app, admin.port, admin.host ?? '127.0.0.1');
+    const addr = this.adminServer.address() as AddressInfo;
+    this.logger.info('admin listening', { address: addr.address, port: addr.port, api: admin.token ? 'enabled' : 'disabled (no token)' });
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.adminServer?.address() as AddressInfo | undefined;
+  }
+
   /**
-   * Re-reads the file, compiles off to the side and swaps atomically. A bad config throws its
-   * ConfigError and the running router keeps serving.
+   * Re-reads the file, compiles off to the side and swaps atomically: requests already running finish on
+   * the router they started on, which is closed after their last one. Reloads run one at a time, so the
+   * last one asked for always wins. A bad config throws (ConfigError) and the running router keeps serving.
    */
-  async reload(): Promise<CompiledGateway> {
+  reload(): Promise<CompiledGateway> {
+    const run = this.reloading.then(() => this.swapConfig());
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapConfig(): Promise<CompiledGateway> {
+    if (this.closing) throw new Error('gateway is closing');
     let next: CompiledGateway;
     try {
       next = await compileConfig(await loadConfigFile(this.file), this.deps());
     } catch (err) {
+      this.metrics.configReloads.inc({ result: 'rejected' });
       if (err instanceof ConfigError) this.logger.error('config reload rejected', { file: err.file, issues: err.issues });
+      else this.logger.error('config reload failed', { file: this.file, error: err });
       throw err;
+    }
+    if (this.closing) {
+      await next.close();
+      throw new Error('gateway is closing');
     }
     const old = this.current;
     this.current = { compiled: next, inflight: 0, retired: false };
+    this.bodyLimit = parseSize(next.config.server.bodyLimit);
+    this.app.set('trust proxy', next.config.server.trustProxy);
     old.retired = true;
     if (old.inflight === 0) await old.compiled.close();
-    this.logger.info('config reloaded', { config: next.hash, routes: next.routes.length });
+    this.metrics.configReloads.inc({ result: 'applied' });
+    this.logger.info('config reloaded', { config: next.hash, previous: old.compiled.hash, routes: next.routes.length });
+    const pending = restartOnlyChanges(old.compiled.config, next.config);
+    if (pending.length) this.logger.warn('config changes that apply only after a restart', { keys: pending });
     return next;
   }
 
   /** Stop accepting, drain in-flight requests (bounded), then close policies, agents and the store. */
+  /** Resolves when no request is in flight (log phases included), or after `ms`. */
+  private async drained(ms: number): Promise<void> {
+    if (this.inflightTotal === 0) return;
+    await Promise.race([new Promise<void>((r) => this.drainWaiters.push(r)), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+  }
+
   async close(drainMs = 10_000): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     const server = this.server;
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
     server?.closeIdleConnections();
-    if (this.inflightTotal > 0) {
-      await Promise.race([new Promise<void>((r) => this.drainWaiters.push(r)), new Promise<void>((r) => setTimeout(r, drainMs).unref())]);
-    }
+    await this.drained(drainMs);
     server?.closeAllConnections();
     await closed;
+    // Connections cut above still run their log phase: wait for it, so their audit records are written.
+    await this.drained(1000);
     await this.current.compiled.close();
+    await this.audit.close();
+    this.adminServer?.closeAllConnections();
+    await new Promise<void>((r) => (this.adminServer ? this.adminServer.close(() => r()) : r()));
     await this.store.close();
   }
 }

@@ -5,6 +5,8 @@ import type { Store } from './store/types.ts';
 import type { Metrics } from './metrics.ts';
 import type { IdentityRegistry } from './identity.ts';
 import type { Upstream } from './upstreams.ts';
+import type { AuditRegistry } from './audit/registry.ts';
+import type { AuditConfig } from './audit/schema.ts';
 
 export type Layer = 'system' | 'process' | 'experience';
 
@@ -16,8 +18,10 @@ export interface Principal {
   subject: string;
   clientId?: string;
   scopes: string[];
-  /** SMART launch context. */
+  /** SMART launch context: the patient id (bare, without `Patient/`) a patient-facing token is bound to. */
   patient?: string;
+  /** SMART launch context: encounter id, when the token carries one. */
+  encounter?: string;
   fhirUser?: string;
   /** All verified claims, for claim conditions; never logged. */
   claims: Record<string, unknown>;
@@ -68,6 +72,11 @@ export interface Exchange {
   upstreamHeaders: Record<string, string>;
   /** Headers added to the client response by policies. */
   responseHeaders: Record<string, string>;
+  /**
+   * A stored response a policy answers with instead of calling the target (an idempotent replay). The
+   * server sends it through the route's response phase, so minimization applies to it as to the original.
+   */
+  replay?: ResponseBody;
   /** Monotonic start time (ms, performance.now()). */
   readonly startedAt: number;
   /** Wall-clock start time. */
@@ -119,6 +128,20 @@ export interface PolicyContext {
   config: GatewayConfig;
   /** Injected clock, for tests. */
   now: () => number;
+  /** Live objects shared by the policies of one compiled config (e.g. lane semaphores across routes). */
+  shared: SharedResources;
+  /** Audit trails of this gateway; they outlive config reloads so the hash chain continues. */
+  audit: AuditRegistry;
+}
+
+/** Names one kind of shared object and builds it on first use; the type parameter types what it holds. */
+export interface SharedKey<T> {
+  readonly name: string;
+  create(): T;
+}
+
+export interface SharedResources {
+  get<T>(key: SharedKey<T>): T;
 }
 
 export interface Policy<C = any> {
@@ -176,6 +199,9 @@ export interface UpstreamConfig {
   maxSockets?: number;
   forwardAuthorization?: boolean;
   retries?: number;
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  honorsIdempotencyKey?: boolean;
   tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
   circuitBreaker?: { failures: number; windowMs: number; openMs: number };
 }
@@ -190,9 +216,18 @@ export interface IssuerConfig {
   clockToleranceSec?: number;
   requiredClaims?: string[];
   secret?: string;
-  introspection?: { url: string; clientId: string; clientSecret: string; cacheMaxEntries?: number };
+  introspection?: {
+    url: string;
+    clientId: string;
+    clientSecret: string;
+    cacheMaxEntries?: number;
+    timeoutMs?: number;
+    cacheMaxTtlSec?: number;
+    negativeCacheSec?: number;
+  };
   jwksCooldownMs?: number;
   jwksCacheMaxAgeMs?: number;
+  jwksTimeoutMs?: number;
 }
 
 export interface StoreConfig {
@@ -238,7 +273,7 @@ export interface GatewayConfig {
   identity: { issuers: IssuerConfig[] };
   upstreams: Record<string, UpstreamConfig>;
   plugins: string[];
-  audit?: Record<string, unknown>;
+  audit?: AuditConfig;
   sandbox?: Record<string, unknown>;
   routes: RouteConfig[];
   [section: string]: unknown;

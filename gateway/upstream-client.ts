@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { BadGateway, GatewayTimeout, type GatewayError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import { ABORTED, callResilient } from './resilience.ts';
 import { isJsonType } from './respond.ts';
 import type { Exchange, ResponseBody } from './types.ts';
 import type { Upstream } from './upstreams.ts';
@@ -14,16 +15,24 @@ export interface UpstreamCall {
   headers?: Record<string, string>;
   body?: unknown;
   timeoutMs?: number;
+  /** Aborts the call (and any retry) when the caller no longer needs it. */
+  signal?: AbortSignal;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
 
 /**
  * The gateway's own HTTP client for calls it makes itself (process steps, experience sources, consent
- * look-ups): same keep-alive agent and timeout as the proxy, request id and traceparent always sent,
- * JSON in and out. Fails with a GatewayError (502/504), never hangs.
+ * look-ups): same keep-alive agent, timeout, retry budget and circuit breaker as the proxy, request id and
+ * traceparent always sent, JSON in and out. Fails with a GatewayError (502/503/504), never hangs.
  */
 export function callUpstream(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics): Promise<ResponseBody> {
+  const keyed = Object.keys(call.headers ?? {}).some((h) => h.toLowerCase() === 'idempotency-key');
+  const retries = upstream.resilience.retriesFor(call.method.toUpperCase(), keyed);
+  return callResilient(upstream.resilience, { retries, retryOn5xx: true, signal: call.signal }, () => sendOnce(upstream, call, ex, metrics));
+}
+
+function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics): Promise<ResponseBody> {
   const qs = call.query?.size ? `?${call.query.toString()}` : '';
   const url = new URL(upstream.base + call.path + qs);
   const payload = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
@@ -39,20 +48,35 @@ export function callUpstream(upstream: Upstream, call: UpstreamCall, ex: Exchang
   const timeoutMs = call.timeoutMs ?? upstream.timeoutMs;
   const started = performance.now();
   const lib = url.protocol === 'https:' ? https : http;
-  return new Promise<ResponseBody>((resolve, reject) => {
+  return new Promise<ResponseBody>((resolveCall, rejectCall) => {
+    let settled = false;
+    const resolve = (v: ResponseBody) => ((settled = true), resolveCall(v));
+    const reject = (e: GatewayError) => ((settled = true), rejectCall(e));
     let timedOut = false;
+    let tooLarge = false;
     const fail = (kind: string, err: GatewayError) => {
       metrics?.upstreamErrors.inc({ upstream: upstream.name, kind });
       reject(err);
     };
-    const req = lib.request(url, { method: call.method, headers, agent: upstream.agent }, (res) => {
+    // The request and its response may both report one breakage; the first report wins.
+    const broken = (err: NodeJS.ErrnoException) => {
+      if (settled) return;
+      if (call.signal?.aborted) reject(new BadGateway({ reason: ABORTED }));
+      else if (timedOut) fail('timeout', new GatewayTimeout({ reason: 'timeout' }));
+      else if (tooLarge) fail('too-large', new BadGateway({ detail: 'Upstream response too large', reason: 'response-too-large' }));
+      else fail(err.code === 'ECONNREFUSED' ? 'connect' : 'reset', new BadGateway({ reason: err.code === 'ECONNREFUSED' ? 'connect' : 'reset' }));
+    };
+    if (call.signal?.aborted) return reject(new BadGateway({ reason: ABORTED }));
+    const req = lib.request(url, { method: call.method, headers, agent: upstream.agent, signal: call.signal }, (res) => {
       metrics?.upstreamDuration.observe({ upstream: upstream.name }, (performance.now() - started) / 1000);
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_BODY) req.destroy(new Error('too large'));
-        else chunks.push(c);
+        if (size > MAX_BODY) {
+          tooLarge = true;
+          req.destroy(new Error('too large'));
+        } else chunks.push(c);
       });
       res.on('end', () => {
         const raw = Buffer.concat(chunks);
@@ -66,16 +90,13 @@ export function callUpstream(upstream: Upstream, call: UpstreamCall, ex: Exchang
         }
         resolve({ status: res.statusCode ?? 502, headers: res.headers, body });
       });
-      res.on('error', () => fail('reset', new BadGateway({ reason: 'reset' })));
+      res.on('error', broken);
     });
     req.setTimeout(timeoutMs, () => {
       timedOut = true;
       req.destroy(new Error('timeout'));
     });
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (timedOut) fail('timeout', new GatewayTimeout({ reason: 'timeout' }));
-      else fail(err.code === 'ECONNREFUSED' ? 'connect' : 'reset', new BadGateway({ reason: err.code === 'ECONNREFUSED' ? 'connect' : 'reset' }));
-    });
+    req.on('error', broken);
     req.end(payload);
   });
 }

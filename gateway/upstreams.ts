@@ -2,6 +2,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Logger } from 'winston';
+import type { Metrics } from './metrics.ts';
+import { createResilience, type UpstreamResilience } from './resilience.ts';
 import type { UpstreamConfig } from './types.ts';
 
 export interface Upstream {
@@ -12,13 +15,20 @@ export interface Upstream {
   readonly agent: http.Agent;
   readonly timeoutMs: number;
   readonly config: Readonly<UpstreamConfig>;
+  /** Retry budget and circuit breaker, shared by the proxy and the gateway's own client. */
+  readonly resilience: UpstreamResilience;
+}
+
+export interface UpstreamDeps {
+  metrics?: Metrics;
+  logger?: Logger;
 }
 
 /**
  * One keep-alive agent per upstream, built at config load. `maxSockets` bounds the connections a
  * slow backend can hold; TLS options (custom CA, client certificate for mTLS) are read once here.
  */
-export function createUpstream(name: string, config: UpstreamConfig, configDir: string): Upstream {
+export function createUpstream(name: string, config: UpstreamConfig, configDir: string, deps: UpstreamDeps = {}): Upstream {
   const url = new URL(config.url);
   const common = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: config.maxSockets ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
   const read = (f?: string) => (f ? readFileSync(resolve(configDir, f)) : undefined);
@@ -39,11 +49,12 @@ export function createUpstream(name: string, config: UpstreamConfig, configDir: 
     agent,
     timeoutMs: config.timeoutMs ?? 10_000,
     config: Object.freeze({ ...config }),
+    resilience: createResilience(name, config, deps),
   });
 }
 
-export function createUpstreams(configs: Record<string, UpstreamConfig>, configDir: string): Map<string, Upstream> {
-  return new Map(Object.entries(configs).map(([name, c]) => [name, createUpstream(name, c, configDir)]));
+export function createUpstreams(configs: Record<string, UpstreamConfig>, configDir: string, deps: UpstreamDeps = {}): Map<string, Upstream> {
+  return new Map(Object.entries(configs).map(([name, c]) => [name, createUpstream(name, c, configDir, deps)]));
 }
 
 export function closeUpstreams(upstreams: ReadonlyMap<string, Upstream>): void {

@@ -122,3 +122,269 @@ export function rawRequest(url: string, opts: { method?: string; headers?: http.
     req.end(opts.body);
   });
 }
+
+// ---- Redis, token issuers and gateway child processes (throttling tests; reusable by any shared-state test) ----
+// (imports are hoisted; they sit here so this file only ever grows at the end)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+
+/** The shared Redis every engineer's tests use; never stop it — spawn your own with startRedisServer(). */
+export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** True when a Redis answers PING on host:port within timeoutMs. */
+export function redisAnswers(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+/**
+ * Redis tests never skip: without the shared Redis they fail with instructions (under CI as well as locally),
+ * so a missing Redis can never pass for green.
+ */
+export async function requireSharedRedis(): Promise<string> {
+  if (!(await redisAnswers(6379))) {
+    throw new Error(`Redis is required at ${SHARED_REDIS_URL}${process.env.CI ? ' (CI)' : ''}: start one with \`redis-server --port 6379 --save '' --appendonly no\``);
+  }
+  return SHARED_REDIS_URL;
+}
+
+/** A key prefix no other test (or earlier run) uses. */
+export function uniquePrefix(name: string): string {
+  return `hcgw-test:${name}:${randomUUID().slice(0, 8)}:`;
+}
+
+export interface RedisChild {
+  port: number;
+  url: string;
+  /** Starts the server (again) on the same port; resolves once it answers PING. */
+  start(): Promise<void>;
+  /** Kills the server (SIGKILL: an outage, not a shutdown) and waits for the process to exit. */
+  stop(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that accepts connections but never answers. */
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * A private redis-server on a free loopback port, for tests that stop and restart Redis (never the shared
+ * one). No persistence, so a restart loses data and scripts, as a real crash without AOF does.
+ */
+export async function startRedisServer(): Promise<RedisChild> {
+  const port = await deadPort();
+  let child: ChildProcess | undefined;
+  const exited = () => new Promise<void>((r) => (child && child.exitCode === null && child.signalCode === null ? child.once('exit', () => r()) : r()));
+  const handle: RedisChild = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async start() {
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      const failed = new Promise<never>((_, reject) => child!.once('error', (err) => reject(new Error(`redis-server cannot start (${(err as NodeJS.ErrnoException).code}); install redis-server`))));
+      const deadline = Date.now() + 10_000;
+      const ready = (async () => {
+        while (!(await redisAnswers(port))) {
+          if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port} within 10s`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      await Promise.race([ready, failed]);
+    },
+    async stop() {
+      if (child?.exitCode === null && child.signalCode === null) {
+        const gone = exited();
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+        await gone;
+      }
+    },
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
+  };
+  await handle.start();
+  return handle;
+}
+
+/** Polls `check` every 50ms until it returns true; fails after timeoutMs (every wait is bounded). */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface TestIssuer {
+  /** YAML flow mapping for `identity.issuers` (static key, RS256). */
+  yaml: string;
+  name: string;
+  mint(claims?: { clientId?: string; sub?: string; scope?: string }): Promise<string>;
+}
+
+/** A signing key of our own, trusted through a static JWK: real RS256 tokens without an IdP. */
+export async function createTestIssuer(name = 'test-idp'): Promise<TestIssuer> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const kid = `${name}-key`;
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+  const issuer = `https://${name}.test`;
+  return {
+    name,
+    yaml: `{ name: ${name}, issuer: "${issuer}", audiences: [hcgw-test], algorithms: [RS256], keys: [${JSON.stringify(jwk)}] }`,
+    mint: (c = {}) =>
+      new SignJWT({ ...(c.clientId ? { client_id: c.clientId } : {}), scope: c.scope ?? 'system/*.rs' })
+        .setProtectedHeader({ alg: 'RS256', kid })
+        .setIssuer(issuer)
+        .setAudience('hcgw-test')
+        .setSubject(c.sub ?? c.clientId ?? 'user-1')
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(privateKey),
+  };
+}
+
+export interface GatewayProcess {
+  url: string;
+  pid: number;
+  close(): Promise<void>;
+}
+
+const GATEWAY_FIXTURE = fileURLToPath(new URL('./fixtures/gateway-process.ts', import.meta.url));
+
+/** A gateway in its own node process (same code, its own store client), as N instances behind a balancer run. */
+export async function spawnGateway(file: string, timeoutMs = 30_000): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', GATEWAY_FIXTURE, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`gateway process did not start within ${timeoutMs}ms`)), timeoutMs);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = /^\{"port":(\d+)\}$/m.exec(out);
+        if (line) {
+          clearTimeout(timer);
+          resolve(Number(line[1]));
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway process exited (${code}) before listening`));
+      });
+    });
+    return { url: `http://127.0.0.1:${port}`, pid: child.pid!, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+// ---- Audit trail (audit tests) ----
+import { existsSync, readFileSync } from 'node:fs';
+import { createAjv } from '../gateway/ajv.ts';
+import { auditSectionSchema, type AuditConfig } from '../gateway/audit/schema.ts';
+
+const validateAuditSection = createAjv({ useDefaults: true }).compile(auditSectionSchema);
+
+/** An `audit:` section as the config loader would produce it (schema defaults filled in); throws if invalid. */
+export function auditSection(section: Record<string, unknown>): AuditConfig {
+  const copy = structuredClone(section);
+  if (!validateAuditSection(copy)) throw new Error(`invalid audit section: ${JSON.stringify(validateAuditSection.errors)}`);
+  return copy as unknown as AuditConfig;
+}
+
+/** The records of a JSON-lines audit file (none when it does not exist yet). */
+export function readAuditRecords(file: string): Array<Record<string, any>> {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+// ---- the sandbox behind a gateway (data-minimization, consent, validation and experience tests) ----
+import { EPHEMERAL_PORTS, startSandbox, type Sandbox } from '../gateway/sandbox/index.ts';
+
+export interface SandboxGateway {
+  sb: Sandbox;
+  gw: TestGateway;
+  /** A sandbox IdP token (RS256) for the given client / subject / extra claims. */
+  token(opts?: Parameters<Sandbox['idp']['mint']>[0]): Promise<string>;
+  /** fetch against the gateway with a Bearer token and optional extra headers. */
+  call(path: string, token: string, init?: RequestInit & { headers?: Record<string, string> }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/**
+ * `identity` and `upstreams` sections for a sandbox on ephemeral ports (issuer name: sandbox-idp);
+ * `extraUpstreams` (name → base URL) join the upstreams section.
+ */
+export function sandboxPreamble(sb: Sandbox, extraUpstreams: Record<string, string> = {}): string {
+  return `version: 1
+identity:
+  issuers:
+    - { name: sandbox-idp, issuer: "${sb.idp.issuer}", jwksUri: "${sb.idp.jwksUri}", audiences: [${sb.idp.audience}], algorithms: [RS256] }
+upstreams:
+  ehr: { url: "${sb.urls.ehr}", timeoutMs: 3000 }
+  billing: { url: "${sb.urls.billing}", timeoutMs: 3000 }
+  erp: { url: "${sb.urls.erp}", timeoutMs: 3000 }
+${Object.entries(extraUpstreams).map(([name, url]) => `  ${name}: { url: "${url}", timeoutMs: 3000 }\n`).join('')}`;
+}
+
+/** Starts the sandbox on ephemeral ports and a gateway on `sandboxPreamble(sb, extraUpstreams) + rest(sb)`. */
+export async function startSandboxGateway(rest: (sb: Sandbox) => string, extraUpstreams: Record<string, string> = {}): Promise<SandboxGateway> {
+  const sb = await startSandbox({ ports: EPHEMERAL_PORTS });
+  let gw: TestGateway;
+  try {
+    gw = await startGateway(sandboxPreamble(sb, extraUpstreams) + rest(sb));
+  } catch (err) {
+    await sb.close();
+    throw err;
+  }
+  return {
+    sb,
+    gw,
+    token: (opts) => sb.idp.mint(opts),
+    call: (path, token, init = {}) => fetch(gw.url + path, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } }),
+    close: async () => {
+      await gw.close();
+      await sb.close();
+    },
+  };
+}
+
+// ---- identity tests: seeing the principal the jwt policy put on the exchange ----
+import { dirname } from 'node:path';
+
+/**
+ * Writes, beside a config file, a plugin `principal-echo` that copies the exchange's principal (without its
+ * claims) into an `x-principal` upstream header, so tests can see what authentication put on the exchange.
+ * Returns the `plugins:` entry to use.
+ */
+export function writePrincipalEchoPlugin(configFile: string): string {
+  writeFileSync(
+    join(dirname(configFile), 'principal-echo.mjs'),
+    `export default {
+  name: 'principal-echo',
+  configSchema: { type: 'object', additionalProperties: false },
+  create() {
+    return { onRequest(ex) { if (ex.principal) ex.upstreamHeaders['x-principal'] = JSON.stringify({ ...ex.principal, claims: undefined }); } };
+  },
+};
+`,
+  );
+  return './principal-echo.mjs';
+}

@@ -1,8 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, symlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { EPHEMERAL_PORTS, startSandbox, type Sandbox } from '../gateway/sandbox/index.ts';
-import { problem, startGateway, type TestGateway } from './helpers.ts';
+import { problem, startGateway, writeConfig, type TestGateway } from './helpers.ts';
 
 /**
  * The shipped routes.yaml, end to end: the same file `npm start` runs, with the sandbox's fixed ports
@@ -16,7 +17,10 @@ export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGate
     .replaceAll('http://127.0.0.1:9101', origin(sb.urls.ehr))
     .replaceAll('http://127.0.0.1:9102', origin(sb.urls.billing))
     .replaceAll('http://127.0.0.1:9103', origin(sb.urls.erp));
-  const gw = await startGateway(yaml);
+  // The config references schema files relative to itself: give the temp copy the repository's schemas.
+  const file = writeConfig(yaml);
+  symlinkSync(resolve('schemas'), join(dirname(file), 'schemas'));
+  const gw = await startGateway(yaml, { file });
   return { sb, gw };
 }
 

@@ -7,11 +7,13 @@ import { createIdentityRegistry } from '../identity.ts';
 import type { Metrics } from '../metrics.ts';
 import { loadPolicies } from '../registry.ts';
 import { createRouter, type Router } from '../router.ts';
+import { createSharedResources } from '../shared.ts';
+import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstreams.ts';
 import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../types.ts';
-import { ConfigError, PolicyConfigError, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
+import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
 
 export interface RuntimeDeps {
@@ -19,6 +21,8 @@ export interface RuntimeDeps {
   metrics: Metrics;
   store: Store;
   now?: () => number;
+  /** The gateway's audit trails (kept across reloads); a one-off compile (validate) gets its own. */
+  audit?: AuditRegistry;
 }
 
 export interface CompiledGateway {
@@ -66,9 +70,11 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
     throw new ConfigError(file, [...issues, { path: 'plugins', message: err.message }]);
   });
-  const upstreams = createUpstreams(config.upstreams, configDir);
+  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger });
   const identity = await createIdentityRegistry(config.identity.issuers);
   const handlers: PolicyHandler[] = [];
+  const shared = createSharedResources();
+  const audit = deps.audit ?? createAuditRegistry({ logger: deps.logger, metrics: deps.metrics });
 
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
@@ -126,7 +132,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       const ppath = `${base}.policies[${pi}]`;
       const checked = checkPolicy(entry, ppath);
       if (!checked) continue;
-      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstreams, route: info, configDir, config, now: deps.now ?? Date.now };
+      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstreams, route: info, configDir, config, now: deps.now ?? Date.now, shared, audit };
       try {
         const handler = await checked.reg.policy.create(checked.config, ctx);
         handlers.push(handler);
@@ -140,12 +146,14 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
     } catch (err) {
-      issues.push({ path: joinPath(`${base}.target`, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
+      const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
+      issues.push(...found.map((i) => ({ path: joinPath(`${base}.target`, i.path), message: i.message })));
     }
   }
 
   const close = async () => {
     await Promise.allSettled(handlers.map((h) => h.close?.()));
+    if (!deps.audit) await audit.close();
     closeUpstreams(upstreams);
   };
   if (issues.length) {

@@ -35,6 +35,13 @@ export class PolicyConfigError extends Error {
   }
 }
 
+/** Several problems found by one create() (a process target checks every step): all are reported. */
+export class PolicyConfigErrors extends PolicyConfigError {
+  constructor(readonly issues: ConfigIssue[]) {
+    super(issues.map((i) => i.message).join('; '), issues[0]?.path ?? '');
+  }
+}
+
 /** `/routes/2/policies/0` → `routes[2].policies[0]` */
 export function pointerToPath(pointer: string): string {
   if (!pointer) return '';

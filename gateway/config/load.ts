@@ -60,6 +60,11 @@ export function parseConfig(text: string, file: string): { config: GatewayConfig
   return { config: resolved as GatewayConfig, issues: valid ? [] : ajvIssues(validateTop.errors) };
 }
 
+/** The config version reported by /readyz: a digest of the file bytes, so an unchanged file keeps its version. */
+export function configVersion(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+}
+
 export async function loadConfigFile(file: string): Promise<LoadedConfig> {
   let bytes: Buffer;
   try {
@@ -68,5 +73,5 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
     throw new ConfigError(file, [{ path: '', message: `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
   const { config, issues } = parseConfig(bytes.toString('utf8'), file);
-  return { file, config, issues, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
+  return { file, config, issues, hash: configVersion(bytes) };
 }

@@ -3,6 +3,10 @@
  * (docs/routes-reference.md documents the same keys). Policy configs are validated separately against
  * each policy's own `configSchema`, so here a policy entry is only "an object with one key".
  */
+import { auditSectionSchema } from '../audit/schema.ts';
+import { projectionSchema } from '../projection.ts';
+import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+
 const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$', description: 'Duration such as 500ms, 10s, 1m, 1h' };
 
 const upstream = {
@@ -15,7 +19,20 @@ const upstream = {
     connectTimeoutMs: { type: 'integer', minimum: 1, maximum: 60000, default: 2000, description: 'TCP/TLS connect timeout' },
     maxSockets: { type: 'integer', minimum: 1, maximum: 10000, default: 256, description: 'Connection limit to this upstream' },
     forwardAuthorization: { type: 'boolean', default: false, description: "Forward the client's Authorization header upstream (off: the gateway is the enforcement point)" },
-    retries: { type: 'integer', minimum: 0, maximum: 5, default: 0, description: 'Retries for idempotent requests' },
+    retries: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 5,
+      default: 0,
+      description: 'Retries after a connect error, timeout or 5xx, only for GET/HEAD/PUT/DELETE/OPTIONS (or keyed requests, see honorsIdempotencyKey)',
+    },
+    retryBackoffMs: { type: 'integer', minimum: 1, maximum: 10000, default: 100, description: 'Backoff base: retry n waits a random time in [0, min(retryBackoffMaxMs, retryBackoffMs × 2^(n-1))] (full jitter)' },
+    retryBackoffMaxMs: { type: 'integer', minimum: 1, maximum: 60000, default: 2000, description: 'Cap of one backoff wait' },
+    honorsIdempotencyKey: {
+      type: 'boolean',
+      default: false,
+      description: 'The upstream deduplicates requests by their Idempotency-Key header, so POST/PATCH requests carrying one may be retried too',
+    },
     tls: {
       type: 'object',
       additionalProperties: false,
@@ -30,10 +47,11 @@ const upstream = {
       type: 'object',
       additionalProperties: false,
       required: ['failures'],
+      description: 'Stop calling an upstream that keeps failing: open → 503 at once, no upstream call',
       properties: {
-        failures: { type: 'integer', minimum: 1, description: 'Failures within windowMs that open the breaker' },
-        windowMs: { type: 'integer', minimum: 100, default: 10000 },
-        openMs: { type: 'integer', minimum: 100, default: 5000, description: 'Time open before a half-open probe' },
+        failures: { type: 'integer', minimum: 1, maximum: 10000, description: 'Failures (connect errors, timeouts, 5xx) within windowMs that open the breaker' },
+        windowMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 10000, description: 'Sliding window in which failures are counted' },
+        openMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000, description: 'Time open before one half-open probe request is let through' },
       },
     },
   },
@@ -46,10 +64,10 @@ const issuer = {
   properties: {
     name: { type: 'string', pattern: '^[a-zA-Z0-9_.-]+$', description: 'Name routes use to trust this issuer' },
     issuer: { type: 'string', minLength: 1, description: 'Exact `iss` claim value' },
-    jwksUri: { type: 'string', format: 'uri', description: 'Remote JWKS (cached; refetched on unknown kid at most once per cooldown)' },
-    keys: { type: 'array', items: { type: ['object', 'string'] }, description: 'Static keys: JWK objects or PEM public keys (air-gapped setups)' },
-    secret: { type: 'string', minLength: 32, 'x-secret': true, description: 'Shared secret; required for HS* algorithms' },
-    audiences: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Accepted `aud` values' },
+    jwksUri: { type: 'string', format: 'uri', pattern: '^https?://', description: 'Remote JWKS (cached per Cache-Control within [jwksCooldownMs, jwksCacheMaxAgeMs]; refetched on unknown kid at most once per cooldown)' },
+    keys: { type: 'array', items: { type: ['object', 'string'] }, description: 'Static public keys: JWK objects or PEM public keys/certificates (air-gapped setups)' },
+    secret: { type: 'string', minLength: 32, 'x-secret': true, description: 'Shared secret; required for HS* algorithms, used for nothing else' },
+    audiences: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Accepted `aud` values (required when JWTs of this issuer are verified)' },
     algorithms: {
       type: 'array',
       minItems: 1,
@@ -57,20 +75,24 @@ const issuer = {
       items: { enum: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'] },
       description: 'Allowed JWS algorithms (never none)',
     },
-    clockToleranceSec: { type: 'integer', minimum: 0, maximum: 300, default: 30 },
-    requiredClaims: { type: 'array', items: { type: 'string' }, default: [] },
-    jwksCooldownMs: { type: 'integer', minimum: 0, default: 30000 },
-    jwksCacheMaxAgeMs: { type: 'integer', minimum: 1000, default: 600000 },
+    clockToleranceSec: { type: 'integer', minimum: 0, maximum: 300, default: 30, description: 'Clock skew allowed on exp, nbf and iat' },
+    requiredClaims: { type: 'array', items: { type: 'string' }, default: [], description: 'Claims every token must carry (exp always is)' },
+    jwksCooldownMs: { type: 'integer', minimum: 0, default: 30000, description: 'Minimum time between JWKS fetches (unknown kid, no-store responses)' },
+    jwksCacheMaxAgeMs: { type: 'integer', minimum: 1000, default: 600000, description: 'Longest a fetched JWKS is used, whatever its Cache-Control says' },
+    jwksTimeoutMs: { type: 'integer', minimum: 1, maximum: 60000, default: 2000, description: 'JWKS fetch timeout' },
     introspection: {
       type: 'object',
       additionalProperties: false,
       required: ['url', 'clientId', 'clientSecret'],
+      description: 'RFC 7662 token introspection for opaque (non-JWT) tokens',
       properties: {
-        url: { type: 'string', format: 'uri' },
-        clientId: { type: 'string' },
-        clientSecret: { type: 'string', 'x-secret': true },
-        cacheMaxEntries: { type: 'integer', minimum: 1, default: 10000 },
-        timeoutMs: { type: 'integer', minimum: 1, default: 2000 },
+        url: { type: 'string', format: 'uri', pattern: '^https?://', description: 'Introspection endpoint' },
+        clientId: { type: 'string', minLength: 1, description: "The gateway's client id at the authorization server (HTTP Basic)" },
+        clientSecret: { type: 'string', minLength: 1, 'x-secret': true, description: "The gateway's client secret (HTTP Basic)" },
+        cacheMaxEntries: { type: 'integer', minimum: 1, default: 10000, description: 'Bound of the in-process answer cache (the memory store); a Redis store is used instead when configured' },
+        cacheMaxTtlSec: { type: 'integer', minimum: 0, maximum: 86400, default: 300, description: "Active answers are cached until the token's exp, but never longer than this (revocations show within it)" },
+        negativeCacheSec: { type: 'integer', minimum: 0, maximum: 3600, default: 10, description: 'How long an inactive answer is cached' },
+        timeoutMs: { type: 'integer', minimum: 1, maximum: 60000, default: 2000, description: 'Introspection call timeout' },
       },
     },
   },
@@ -113,7 +135,7 @@ const route = {
       type: 'object',
       description: 'system: {upstream, path}; process: {compose, merge}; experience: {route} or a system/process target',
     },
-    project: { description: 'Experience projection (see docs)' },
+    project: projectionSchema,
     policies: {
       type: 'array',
       default: [],
@@ -174,7 +196,8 @@ export const configSchema = {
     },
     upstreams: { type: 'object', default: {}, additionalProperties: upstream, propertyNames: { pattern: '^[a-zA-Z0-9_-]+$' } },
     plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
-    audit: { type: 'object', description: 'Audit sinks (see the audit policy)' },
+    audit: auditSectionSchema,
+    minimization: minimizationSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
     routes: { type: 'array', items: route },
   },

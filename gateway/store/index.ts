@@ -1,11 +1,17 @@
 import type { Logger } from 'winston';
 import type { StoreConfig } from '../types.ts';
 import { createMemoryStore } from './memory.ts';
-import { createRedisStore } from './redis.ts';
+import { createRedisStore, type RedisStore } from './redis.ts';
 import type { Store } from './types.ts';
 
 export type { Store } from './types.ts';
+export type { RedisStore } from './redis.ts';
 export { StoreUnavailable } from './types.ts';
+
+/** For users that speak Redis themselves (rate-limit-redis) over the store's one client. */
+export function isRedisStore(store: Store): store is RedisStore {
+  return store.kind === 'redis' && typeof (store as Partial<RedisStore>).command === 'function';
+}
 
 export async function createStore(config: StoreConfig, logger?: Logger): Promise<Store> {
   if (config.kind === 'redis') {

@@ -1,4 +1,5 @@
-import { createClient } from 'redis';
+import { createHash } from 'node:crypto';
+import { createClient, ErrorReply } from 'redis';
 import type { Logger } from 'winston';
 import { StoreUnavailable, type Store } from './types.ts';
 
@@ -17,19 +18,56 @@ export interface RedisStore extends Store {
   /** The single client shared by every user of the store (rate-limit-redis, idempotency, caches). */
   readonly client: RedisClient;
   readonly prefix: string;
-  /** Runs a raw command with the store's timeout and error mapping. */
+  /**
+   * Runs a raw command (keys are not prefixed) with the store's timeout. Connection trouble and timeouts
+   * reject with StoreUnavailable; an error *reply* (NOSCRIPT, WRONGTYPE, …) is passed through unchanged,
+   * because libraries such as rate-limit-redis react to it (NOSCRIPT → load the script again).
+   */
   command<T = unknown>(args: string[]): Promise<T>;
 }
 
+/**
+ * A hung Redis never answers, so its replies pile up in the client: past this many outstanding commands
+ * new ones fail at once instead of growing memory without bound.
+ */
+const MAX_OUTSTANDING_COMMANDS = 10_000;
+
+interface Script {
+  text: string;
+  sha: string;
+}
+const script = (text: string): Script => ({ text, sha: createHash('sha1').update(text).digest('hex') });
+
 // INCR and PEXPIRE-on-first-use in one atomic step, so no counter is ever left without a TTL.
-const INCR_SCRIPT = `local c = redis.call('INCR', KEYS[1])
+const INCR = script(`local c = redis.call('INCR', KEYS[1])
 if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local t = redis.call('PTTL', KEYS[1])
-return {c, t}`;
+return {c, t}`);
+
+// Sliding-window log in a sorted set scored by Redis's own clock (TIME), so gateway instances with skewed
+// clocks still agree. Refused hits are not recorded. replicate_commands() lets Redis < 5 accept a write
+// after TIME (a no-op on newer servers).
+const SLIDING = script(`redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. count)
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local reset = window
+if oldest[2] then reset = math.ceil(tonumber(oldest[2]) + window - now) end
+return {count + 1, reset}`);
+
+const isNoScript = (err: unknown) => err instanceof ErrorReply && err.message.startsWith('NOSCRIPT');
 
 /**
- * Commands fail fast while disconnected (no offline queue) and are bounded by a timeout, so a dead Redis
- * produces StoreUnavailable quickly and the caller's fail mode decides; the client keeps reconnecting
+ * Commands fail fast while disconnected (no offline queue) and are bounded by a timeout, so a dead or hung
+ * Redis produces StoreUnavailable quickly and the caller's fail mode decides; the client keeps reconnecting
  * in the background with capped backoff.
  */
 export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisStore> {
@@ -38,6 +76,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const client = createClient({
     url: opts.url,
     disableOfflineQueue: true,
+    commandsQueueMaxLength: MAX_OUTSTANDING_COMMANDS,
     socket: {
       connectTimeout: opts.connectTimeoutMs ?? 1000,
       reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
@@ -66,11 +105,23 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
         }),
       ]);
     } catch (err) {
-      throw err instanceof StoreUnavailable ? err : new StoreUnavailable(undefined, { cause: err });
+      if (err instanceof StoreUnavailable || err instanceof ErrorReply) throw err;
+      throw new StoreUnavailable(undefined, { cause: err });
     } finally {
       clearTimeout(timer);
     }
   };
+  /** For the store's own operations every failure is StoreUnavailable: callers branch on one error. */
+  const run = <T>(args: string[]): Promise<T> =>
+    command<T>(args).catch((err: unknown) => {
+      throw err instanceof StoreUnavailable ? err : new StoreUnavailable('shared store refused the command', { cause: err });
+    });
+  /** EVALSHA, and EVAL once when the server lost its script cache (a restart): the script travels only then. */
+  const evalScript = <T>(s: Script, key: string, args: string[]): Promise<T> =>
+    command<T>(['EVALSHA', s.sha, '1', key, ...args]).catch((err: unknown) => {
+      if (isNoScript(err)) return run<T>(['EVAL', s.text, '1', key, ...args]);
+      throw err instanceof StoreUnavailable ? err : new StoreUnavailable('shared store refused the command', { cause: err });
+    });
   const k = (key: string) => prefix + key;
 
   return {
@@ -79,32 +130,37 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     prefix,
     command,
     async get(key) {
-      const v = await command<string | null>(['GET', k(key)]);
+      const v = await run<string | null>(['GET', k(key)]);
       return v ?? undefined;
     },
     async set(key, value, o = {}) {
       const args = ['SET', k(key), value];
       if (o.ttlMs) args.push('PX', String(Math.ceil(o.ttlMs)));
       if (o.onlyIfAbsent) args.push('NX');
-      return (await command<string | null>(args)) === 'OK';
+      return (await run<string | null>(args)) === 'OK';
     },
     async del(key) {
-      await command(['DEL', k(key)]);
+      await run(['DEL', k(key)]);
     },
     async incr(key, ttlMs) {
-      const [count, ttl] = await command<[number, number]>(['EVAL', INCR_SCRIPT, '1', k(key), String(Math.ceil(ttlMs))]);
+      const [count, ttl] = await evalScript<[number, number]>(INCR, k(key), [String(Math.ceil(ttlMs))]);
       return { count: Number(count), ttlMs: Number(ttl) };
+    },
+    async slidingHit(key, windowMs, limit) {
+      const [count, reset] = await evalScript<[number, number]>(SLIDING, k(key), [String(Math.ceil(windowMs)), String(limit)]);
+      return { count: Number(count), resetMs: Number(reset) };
     },
     async ping() {
       try {
-        return (await command<string>(['PING'])) === 'PONG';
+        return (await run<string>(['PING'])) === 'PONG';
       } catch {
         return false;
       }
     },
     async close() {
-      if (client.isOpen) await client.quit().catch(() => client.destroy());
-      else client.destroy();
+      // Not close(): it waits for outstanding replies, which a hung Redis never sends. The gateway drains its
+      // requests before closing the store, so nothing that still matters is pending here.
+      if (client.isOpen) client.destroy();
     },
   };
 }

@@ -1,6 +1,8 @@
 import { PolicyConfigError } from '../config/errors.ts';
 import type { GatewayConfig, Layer, RouteConfig } from '../types.ts';
 import { createSystemTarget, systemTargetSchema, type Target, type TargetContext } from './system.ts';
+import { createExperienceTarget, experienceTargetSchema } from './experience.ts';
+import { createProcessTarget, processTargetSchema } from './process.ts';
 
 export type { Target, TargetContext } from './system.ts';
 
@@ -9,15 +11,24 @@ export function targetSchemaFor(layer: Layer): Record<string, unknown> {
   switch (layer) {
     case 'system':
       return systemTargetSchema;
+    case 'process':
+      return processTargetSchema;
+    case 'experience':
+      return experienceTargetSchema;
     default:
       return systemTargetSchema;
   }
 }
 
 export function createTarget(route: RouteConfig, ctx: TargetContext & { config: GatewayConfig }): Target {
+  if (route.project !== undefined && route.layer !== 'experience') throw new PolicyConfigError('`project:` belongs to experience routes only');
   switch (route.layer) {
     case 'system':
       return createSystemTarget(route, route.target as { upstream: string; path: string }, ctx);
+    case 'process':
+      return createProcessTarget(route, ctx);
+    case 'experience':
+      return createExperienceTarget(route, ctx);
     default:
       throw new PolicyConfigError(`layer "${route.layer}" is not supported yet`);
   }

@@ -25,26 +25,33 @@ export const systemTargetSchema = {
   },
 } as const;
 
-/** Route params are substituted encoded, so a value can never add a path segment upstream. */
+/**
+ * A target path template → a function of the route params. Params are substituted encoded, so a value
+ * can never add a path segment upstream; a template naming a param the route does not match is refused.
+ */
+export function compileUpstreamPath(route: RouteConfig, template: string, configPath = 'path'): (params: Record<string, string>) => string {
+  let toPath: (p: Record<string, string>) => string;
+  try {
+    toPath = compilePath(template, { encode: encodeURIComponent });
+  } catch (err) {
+    throw new PolicyConfigError(`invalid path template (${(err as Error).message})`, configPath);
+  }
+  const params = [...template.matchAll(/:(\w+)/g)].map((m) => m[1]);
+  const routeParams = [...route.match.path.matchAll(/:(\w+)/g)].map((m) => m[1]);
+  const missing = params.filter((p) => !routeParams.includes(p));
+  if (missing.length) throw new PolicyConfigError(`uses parameter(s) not in match.path: ${missing.join(', ')}`, configPath);
+  return params.length === 0 ? () => template : toPath;
+}
+
 export function createSystemTarget(route: RouteConfig, target: { upstream: string; path: string }, ctx: TargetContext): Target {
   const upstream = ctx.upstreams.get(target.upstream);
   if (!upstream) throw new PolicyConfigError(`unknown upstream "${target.upstream}"`, 'upstream');
-  let toPath: (p: Record<string, string>) => string;
-  try {
-    toPath = compilePath(target.path, { encode: encodeURIComponent });
-  } catch (err) {
-    throw new PolicyConfigError(`invalid path template (${(err as Error).message})`, 'path');
-  }
-  const params = [...target.path.matchAll(/:(\w+)/g)].map((m) => m[1]);
-  const routeParams = [...route.match.path.matchAll(/:(\w+)/g)].map((m) => m[1]);
-  const missing = params.filter((p) => !routeParams.includes(p));
-  if (missing.length) throw new PolicyConfigError(`uses parameter(s) not in match.path: ${missing.join(', ')}`, 'path');
+  const toPath = compileUpstreamPath(route, target.path);
   const proxy = createProxyTarget({ upstream, buffer: ctx.chain.needsResponseBody, logger: ctx.logger, metrics: ctx.metrics });
-  const staticPath = params.length === 0 ? target.path : undefined;
   return {
     kind: 'proxy',
     prepare(ex) {
-      ex.upstreamPath = staticPath ?? toPath(ex.params);
+      ex.upstreamPath = toPath(ex.params);
       ex.upstream.name = upstream.name;
     },
     handle: (ex) => proxy.handle(ex),

@@ -1,0 +1,158 @@
+import { createHmac } from 'node:crypto';
+import type { ConsentDecision, Exchange, FhirInteraction, PolicyDecision } from '../types.ts';
+
+/**
+ * One audit record per request, shaped after FHIR AuditEvent (type/subtype/action/recorded/outcome/agent/
+ * source/entity/purposeOfUse). It holds no PHI and nothing the caller sent: no bodies, no query strings,
+ * no tokens; identifiers that could name a patient are keyed HMAC-SHA256 hashes.
+ */
+export interface AuditRecord {
+  schema: 'hcgw.audit/1';
+  /** AuditEvent.type: a RESTful operation. */
+  type: 'rest';
+  /** AuditEvent.subtype: the FHIR interaction when the route declares one, else the HTTP method. */
+  subtype: string;
+  /** AuditEvent.action: C create, R read, U update, D delete, E execute (search, operations). */
+  action: 'C' | 'R' | 'U' | 'D' | 'E';
+  recorded: string;
+  period: { start: string };
+  outcome: {
+    /** AuditEvent.outcome: 0 success, 4 minor failure (4xx), 8 serious failure (5xx), 12 response not completed. */
+    code: '0' | '4' | '8' | '12';
+    status: number;
+    /** Stable error code (problem type suffix) when the gateway answered with an error. */
+    error?: string;
+    reason?: string;
+  };
+  agent: {
+    issuer?: string;
+    subject?: string;
+    /** HMAC of the subject when the caller acts as (or for) a patient. */
+    subjectHash?: string;
+    clientId?: string;
+    fhirUser?: string;
+    fhirUserHash?: string;
+    address?: string;
+    addressHash?: string;
+    patientContext: boolean;
+  };
+  source: { observer: string; type: 'gateway' };
+  entity: { route: string; layer: string; resourceType?: string; patientHashes?: string[] };
+  purposeOfUse?: string;
+  policy: { decisions: PolicyDecision[]; deniedBy?: string; consent?: ConsentDecision };
+  upstream?: { name?: string; status?: number; latencyMs?: number; error?: string };
+  latencyMs: number;
+  requestId: string;
+  traceparent: string;
+}
+
+const ACTION_OF_INTERACTION: Record<FhirInteraction, AuditRecord['action']> = {
+  create: 'C',
+  read: 'R',
+  vread: 'R',
+  history: 'R',
+  // FHIR's audit guidance records searches as Execute: a query, not a read of one known resource.
+  search: 'E',
+  update: 'U',
+  patch: 'U',
+  delete: 'D',
+};
+const ACTION_OF_METHOD: Record<string, AuditRecord['action']> = { GET: 'R', HEAD: 'R', POST: 'C', PUT: 'U', PATCH: 'U', DELETE: 'D' };
+
+export function actionOf(method: string, interaction?: FhirInteraction): AuditRecord['action'] {
+  return interaction ? ACTION_OF_INTERACTION[interaction] : (ACTION_OF_METHOD[method] ?? 'E');
+}
+
+export function outcomeCode(status: number, completed: boolean): AuditRecord['outcome']['code'] {
+  if (!completed) return '12';
+  if (status >= 500) return '8';
+  if (status >= 400) return '4';
+  return '0';
+}
+
+const PATIENT_PARAMS = ['patient', 'subject'];
+const PATIENT_QUERY = ['patient', 'subject', 'patient:Patient', 'subject:Patient'];
+
+/** Patient ids a request is about, from the SMART launch context, the route's params or its search parameters. */
+export function patientRefs(ex: Exchange): string[] {
+  const refs = new Set<string>();
+  const add = (v: string | null | undefined) => {
+    for (const part of (v ?? '').split(',')) {
+      const id = part.trim().replace(/^(.*\/)?Patient\//, '');
+      if (id) refs.add(id);
+    }
+  };
+  add(ex.principal?.patient);
+  if (ex.route.fhir?.resourceType === 'Patient') {
+    add(ex.params.id);
+    add(ex.query.get('_id'));
+  }
+  for (const k of PATIENT_PARAMS) add(ex.params[k]);
+  for (const k of PATIENT_QUERY) add(ex.query.get(k));
+  return [...refs];
+}
+
+export interface RecordOptions {
+  /** HMAC key for identifiers (from `audit.hashKey`). */
+  hashKey: string;
+  /** `audit.source`: which gateway instance wrote the record. */
+  source: string;
+  /** `always`: hash every subject; `patient-context`: only callers acting as or for a patient. */
+  hashSubject: 'patient-context' | 'always';
+}
+
+export type RecordBuilder = (ex: Exchange, now?: Date) => AuditRecord;
+
+/** Everything that can be prepared once per route (the HMAC key, the static parts of the record). */
+export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
+  const key = Buffer.from(opts.hashKey, 'utf8');
+  const hmac = (v: string) => createHmac('sha256', key).update(v).digest('base64url');
+  const source = Object.freeze({ observer: opts.source, type: 'gateway' as const });
+
+  return function buildAuditRecord(ex, now = new Date()) {
+    const status = ex.status ?? ex.res.statusCode;
+    const p = ex.principal;
+    const patientContext = Boolean(p?.patient) || /^(Patient|RelatedPerson)\//.test(p?.fhirUser ?? '');
+    const hashWho = patientContext || opts.hashSubject === 'always';
+    const patients = patientRefs(ex).map(hmac).sort();
+    const up = ex.upstream;
+    return {
+      schema: 'hcgw.audit/1',
+      type: 'rest',
+      subtype: ex.route.fhir?.interaction ?? ex.method,
+      action: actionOf(ex.method, ex.route.fhir?.interaction),
+      recorded: now.toISOString(),
+      period: { start: ex.receivedAt.toISOString() },
+      outcome: {
+        code: outcomeCode(status, ex.res.writableFinished),
+        status,
+        ...(ex.error ? { error: ex.error.code, reason: ex.error.reason } : {}),
+      },
+      agent: {
+        issuer: p?.issuer,
+        ...(p && (hashWho ? { subjectHash: hmac(p.subject) } : { subject: p.subject })),
+        clientId: p?.clientId,
+        ...(p?.fhirUser && (hashWho ? { fhirUserHash: hmac(p.fhirUser) } : { fhirUser: p.fhirUser })),
+        // A patient's own network address identifies them too (HIPAA safe harbor lists IP addresses).
+        ...(ex.ip && (hashWho ? { addressHash: hmac(ex.ip) } : { address: ex.ip })),
+        patientContext,
+      },
+      source,
+      entity: {
+        route: ex.route.id,
+        layer: ex.route.layer,
+        resourceType: ex.route.fhir?.resourceType,
+        ...(patients.length ? { patientHashes: patients } : {}),
+      },
+      purposeOfUse: ex.purposeOfUse,
+      policy: { decisions: [...ex.decisions], deniedBy: ex.deniedBy, consent: ex.consent && { ...ex.consent } },
+      // Targets name their upstream before the chain runs: only a call that happened is recorded.
+      ...(up.status !== undefined || up.latencyMs !== undefined || up.error
+        ? { upstream: { name: up.name, status: up.status, latencyMs: up.latencyMs === undefined ? undefined : Math.round(up.latencyMs * 10) / 10, error: up.error } }
+        : {}),
+      latencyMs: Math.round((performance.now() - ex.startedAt) * 10) / 10,
+      requestId: ex.id,
+      traceparent: ex.traceparent,
+    };
+  };
+}

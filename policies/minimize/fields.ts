@@ -1,0 +1,89 @@
+import { createHmac } from 'node:crypto';
+import { isPlainObject, parsePath } from '../../gateway/json-path.ts';
+
+export type Transform = 'mask' | 'hash';
+export type Selector = string | { field: string; transform: Transform };
+
+/**
+ * An allow-list compiled from selectors such as `name`, `identifier[].value` or `{field, transform}`.
+ * `keep` releases a whole subtree; `children` release only named keys; `transform` rewrites the string
+ * leaves of a subtree. Arrays are walked element by element, so `[]` in a selector is optional.
+ */
+export interface FieldTree {
+  keep: boolean;
+  transform?: Transform;
+  /** True when this subtree rewrites something: a kept subtree is then copied, not shared. */
+  transforms: boolean;
+  children: Map<string, FieldTree>;
+}
+
+const node = (): FieldTree => ({ keep: false, transforms: false, children: new Map() });
+
+function markTransforms(t: FieldTree): boolean {
+  let any = t.transform !== undefined;
+  for (const c of t.children.values()) any = markTransforms(c) || any;
+  return (t.transforms = any);
+}
+
+/** Throws PathSyntaxError for a bad selector; the caller turns it into a config error with its path. */
+export function compileSelectors(selectors: readonly Selector[]): FieldTree {
+  const root = node();
+  for (const sel of selectors) {
+    const path = typeof sel === 'string' ? sel : sel.field;
+    let n = root;
+    for (const seg of parsePath(path)) {
+      if (seg.index !== undefined) throw new Error(`"${path}": selectors take [] (every element), not an index`);
+      let child = n.children.get(seg.key);
+      if (!child) n.children.set(seg.key, (child = node()));
+      n = child;
+    }
+    n.keep = true;
+    if (typeof sel !== 'string') n.transform = sel.transform;
+  }
+  markTransforms(root);
+  return root;
+}
+
+export interface Pseudonymizer {
+  mask(value: string): string;
+  hash(value: string): string;
+}
+
+export function createPseudonymizer(hmacKey: string | undefined): Pseudonymizer {
+  return {
+    // Short values would be shown whole by "keep the last 4": mask them completely.
+    mask: (v) => (v.length <= 4 ? '****' : '*'.repeat(v.length - 4) + v.slice(-4)),
+    hash: (v) => {
+      if (!hmacKey) throw new Error('hash transform without a pseudonym key');
+      return `hmac-sha256:${createHmac('sha256', hmacKey).update(v).digest('base64url')}`;
+    },
+  };
+}
+
+function transformLeaves(value: unknown, t: Transform, p: Pseudonymizer): unknown {
+  if (typeof value === 'string' || typeof value === 'number') return p[t](String(value));
+  if (Array.isArray(value)) return value.map((v) => transformLeaves(v, t, p));
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, transformLeaves(v, t, p)]));
+  return value;
+}
+
+/** The allowed part of `value`, or undefined when nothing of it is allowed. Never mutates `value`. */
+export function applyTree(value: unknown, tree: FieldTree, p: Pseudonymizer): unknown {
+  if (value === undefined || value === null) return tree.keep ? value : undefined;
+  if (Array.isArray(value)) {
+    const out = value.map((v) => applyTree(v, tree, p)).filter((v) => v !== undefined);
+    return out.length || tree.keep ? out : undefined;
+  }
+  if (tree.transform) return transformLeaves(value, tree.transform, p);
+  if (!isPlainObject(value)) return tree.keep ? value : undefined;
+  if (tree.keep && !tree.transforms) return value;
+  const out: Record<string, unknown> = tree.keep ? { ...value } : {};
+  for (const [key, child] of tree.children) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (tree.keep && !child.transforms) continue;
+    const v = applyTree(value[key], child, p);
+    if (v === undefined) delete out[key];
+    else out[key] = v;
+  }
+  return Object.keys(out).length || tree.keep ? out : undefined;
+}

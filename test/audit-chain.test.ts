@@ -1,0 +1,176 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { GENESIS, recordHash } from '../gateway/audit/chain.ts';
+import { createAuditRegistry } from '../gateway/audit/registry.ts';
+import { auditFilesInOrder } from '../gateway/audit/sinks/file.ts';
+import { verifyAuditFiles } from '../gateway/audit/verify.ts';
+import { createMetrics } from '../gateway/metrics.ts';
+import { auditSection, captureLogger, readAuditRecords } from './helpers.ts';
+
+const CLI = fileURLToPath(new URL('../gateway/cli.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const HASH_KEY = 'k'.repeat(32);
+
+const log = captureLogger();
+const metrics = createMetrics();
+
+/** Writes `count` records through a real trail (file sink) and closes it, as a gateway run would. */
+async function writeRun(dir: string, count: number, opts: { from?: number; maxBytes?: number } = {}): Promise<string> {
+  const registry = createAuditRegistry({ logger: log.logger, metrics });
+  const section = auditSection({ hashKey: HASH_KEY, flushIntervalMs: 5, sinks: [{ kind: 'file', path: 'audit.log', maxBytes: opts.maxBytes ?? 0 }] });
+  const { trail } = registry.acquire(section, dir);
+  for (let i = 0; i < count; i++) trail.append({ n: (opts.from ?? 0) + i, route: 'test-route', outcome: { code: '0', status: 200 } });
+  await registry.close();
+  return join(dir, 'audit.log');
+}
+
+const freshDir = () => mkdtempSync(join(tmpdir(), 'hcgw-audit-'));
+const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
+const rewrite = (file: string, ls: string[]) => writeFileSync(file, `${ls.join('\n')}\n`);
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string }> {
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CLI, 'audit', 'verify', ...args], { cwd: ROOT, timeout: 60_000 });
+    return { code: 0, stdout };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '' };
+  }
+}
+
+describe('audit hash chain and verify', () => {
+  after(() => log.logger.close());
+
+  test('an untouched log verifies; every record links to the one before, starting at genesis', async () => {
+    const file = await writeRun(freshDir(), 6);
+    const recs = readAuditRecords(file);
+    assert.equal(recs.length, 6);
+    assert.equal(recs[0].prev, GENESIS);
+    recs.forEach((r, i) => {
+      assert.equal(r.n, i, 'records keep their append order');
+      assert.equal(r.hash, recordHash(r));
+      if (i) assert.equal(r.prev, recs[i - 1].hash);
+    });
+    assert.deepEqual(await verifyAuditFiles([file]), { ok: true, records: 6, head: recs[5].hash });
+  });
+
+  test('an edited record is reported at its own line', async () => {
+    const file = await writeRun(freshDir(), 6);
+    const ls = lines(file);
+    ls[2] = ls[2].replace('"status":200', '"status":403');
+    rewrite(file, ls);
+    const r = await verifyAuditFiles([file]);
+    assert.equal(r.ok, false);
+    assert.ok(!r.ok && r.line === 3 && /altered/.test(r.reason) && r.records === 2, JSON.stringify(r));
+  });
+
+  test('an edit that also recomputes the hash breaks the link of the next line', async () => {
+    const file = await writeRun(freshDir(), 6);
+    const ls = lines(file);
+    const forged = { ...JSON.parse(ls[2]), route: 'other-route' };
+    forged.hash = recordHash(forged);
+    ls[2] = JSON.stringify(forged);
+    rewrite(file, ls);
+    const r = await verifyAuditFiles([file]);
+    assert.ok(!r.ok && r.line === 4 && /chain broken/.test(r.reason), JSON.stringify(r));
+  });
+
+  test('a deleted record is reported where the gap is', async () => {
+    const file = await writeRun(freshDir(), 6);
+    const ls = lines(file);
+    ls.splice(2, 1);
+    rewrite(file, ls);
+    const r = await verifyAuditFiles([file]);
+    assert.ok(!r.ok && r.line === 3 && /chain broken/.test(r.reason), JSON.stringify(r));
+  });
+
+  test('an inserted record (even a valid copy of another) is reported at its line', async () => {
+    const file = await writeRun(freshDir(), 6);
+    const ls = lines(file);
+    ls.splice(4, 0, ls[1]);
+    rewrite(file, ls);
+    const r = await verifyAuditFiles([file]);
+    assert.ok(!r.ok && r.line === 5 && /chain broken/.test(r.reason), JSON.stringify(r));
+  });
+
+  test('removing the oldest records is detected; --partial accepts a chain that starts later', async () => {
+    const file = await writeRun(freshDir(), 5);
+    rewrite(file, lines(file).slice(2));
+    const strict = await verifyAuditFiles([file]);
+    assert.ok(!strict.ok && strict.line === 1, JSON.stringify(strict));
+    const partial = await verifyAuditFiles([file], { partial: true });
+    assert.equal(partial.ok && partial.records, 3);
+  });
+
+  test('key order and whitespace do not change the hash (JSON tools may reformat lines)', async () => {
+    const file = await writeRun(freshDir(), 3);
+    const ls = lines(file);
+    const rec = JSON.parse(ls[1]) as Record<string, unknown>;
+    ls[1] = JSON.stringify(Object.fromEntries(Object.entries(rec).reverse()), null, 1).replace(/\n/g, ' ');
+    rewrite(file, ls);
+    assert.equal((await verifyAuditFiles([file])).ok, true);
+  });
+
+  test('rotation keeps the chain across files; verify wants the files oldest first', async () => {
+    const dir = freshDir();
+    const live = await writeRun(dir, 12, { maxBytes: 600 });
+    const files = await auditFilesInOrder(live);
+    assert.ok(files.length >= 3, `rotated into ${files.length} files`);
+    assert.equal(files.at(-1), live);
+    assert.match(files[0], /audit\.log\.000001$/);
+    for (const f of files) assert.ok(readFileSync(f).length <= 600, `${f} stays within maxBytes`);
+    for (let i = 1; i < files.length; i++) {
+      const prevFile = readAuditRecords(files[i - 1]);
+      assert.equal(readAuditRecords(files[i])[0].prev, prevFile.at(-1)!.hash, 'first record of a new file links to the last of the old one');
+    }
+    assert.equal((await verifyAuditFiles(files)).records, 12);
+    const swapped = [files[1], files[0], ...files.slice(2)];
+    const r = await verifyAuditFiles(swapped);
+    assert.ok(!r.ok && r.file === files[1] && r.line === 1, JSON.stringify(r));
+  });
+
+  test('a restart continues the chain from the newest record on disk, across rotated files', async () => {
+    const dir = freshDir();
+    await writeRun(dir, 4, { maxBytes: 600 });
+    const live = await writeRun(dir, 4, { from: 4, maxBytes: 600 });
+    const files = await auditFilesInOrder(live);
+    const all = files.flatMap(readAuditRecords);
+    assert.deepEqual(
+      all.map((r) => r.n),
+      [0, 1, 2, 3, 4, 5, 6, 7],
+    );
+    assert.deepEqual(await verifyAuditFiles(files), { ok: true, records: 8, head: all[7].hash });
+  });
+
+  test('a record torn by a crash mid-write is removed on start, and the chain continues', async () => {
+    const dir = freshDir();
+    const file = await writeRun(dir, 3);
+    appendFileSync(file, '{"n":99,"route":"torn');
+    await writeRun(dir, 2, { from: 3 });
+    assert.deepEqual(
+      readAuditRecords(file).map((r) => r.n),
+      [0, 1, 2, 3, 4],
+    );
+    assert.equal((await verifyAuditFiles([file])).ok, true);
+    assert.ok(log.lines.some((l) => l.includes('partial record')));
+  });
+
+  test('hcgw audit verify: OK <n> records (exit 0) or the first broken line (exit 1)', async () => {
+    const dir = freshDir();
+    const live = await writeRun(dir, 5, { maxBytes: 600 });
+    const files = await auditFilesInOrder(live);
+    assert.deepEqual(await cli(...files), { code: 0, stdout: 'OK 5 records\n' });
+    assert.deepEqual(await cli('--rotated', live), { code: 0, stdout: 'OK 5 records\n' });
+    const ls = lines(live);
+    rewrite(live, [ls[0].replace('"n":', '"n":1'), ...ls.slice(1)]);
+    const broken = await cli(...files);
+    assert.equal(broken.code, 1);
+    assert.ok(broken.stdout.startsWith(`BROKEN ${live}:1: record was altered`), broken.stdout);
+  });
+});

@@ -1,0 +1,164 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createMemoryStore } from '../gateway/store/memory.ts';
+import { createRedisStore, type RedisStore } from '../gateway/store/redis.ts';
+import { StoreUnavailable, type Store } from '../gateway/store/types.ts';
+import { requireSharedRedis, startRedisServer, uniquePrefix, waitFor, type RedisChild } from './helpers.ts';
+
+const elapsed = async <T>(fn: () => Promise<T>): Promise<[PromiseSettledResult<T>, number]> => {
+  const t0 = performance.now();
+  const [r] = await Promise.allSettled([fn()]);
+  return [r, performance.now() - t0];
+};
+const rejectedWith = (r: PromiseSettledResult<unknown>, cls: Function) => r.status === 'rejected' && r.reason instanceof cls;
+
+describe('memory store', () => {
+  let t = 0;
+  const store = createMemoryStore({ now: () => t });
+  after(() => store.close());
+
+  test('incr counts within a fixed window and starts over after it', async () => {
+    t = 0;
+    assert.deepEqual(await store.incr('f', 1000), { count: 1, ttlMs: 1000 });
+    t = 400;
+    assert.deepEqual(await store.incr('f', 1000), { count: 2, ttlMs: 600 });
+    t = 1000;
+    assert.deepEqual(await store.incr('f', 1000), { count: 1, ttlMs: 1000 });
+  });
+
+  test('slidingHit admits `limit` per window-long span, does not record refusals, reports when a slot frees', async () => {
+    t = 10_000;
+    for (const [at, count] of [[10_000, 1], [10_100, 2], [10_200, 3]]) {
+      t = at;
+      assert.deepEqual(await store.slidingHit('s', 1000, 3), { count, resetMs: 10_000 + 1000 - at });
+    }
+    t = 10_300;
+    assert.deepEqual(await store.slidingHit('s', 1000, 3), { count: 4, resetMs: 700 }, 'refused: 4th in the window');
+    t = 10_999;
+    assert.equal((await store.slidingHit('s', 1000, 3)).count, 4, 'still refused 1ms before the oldest hit leaves');
+    t = 11_000;
+    assert.deepEqual(await store.slidingHit('s', 1000, 3), { count: 3, resetMs: 100 }, 'the oldest left: admitted, refusals were not recorded');
+    t = 11_050;
+    assert.equal((await store.slidingHit('s', 1000, 3)).count, 4);
+  });
+});
+
+describe('redis store (shared Redis)', () => {
+  let store: RedisStore;
+  before(async () => {
+    const url = await requireSharedRedis();
+    store = await createRedisStore({ url, prefix: uniquePrefix('store') });
+    await waitFor(() => store.ping(), 5000, 'the shared Redis');
+  });
+  after(() => store?.close());
+
+  test('get/set/del with prefix, TTL and onlyIfAbsent', async () => {
+    assert.equal(await store.set('a', 'x', { ttlMs: 5000, onlyIfAbsent: true }), true);
+    assert.equal(await store.set('a', 'y', { onlyIfAbsent: true }), false);
+    assert.equal(await store.get('a'), 'x');
+    assert.equal(await store.command(['GET', `${store.prefix}a`]), 'x', 'keys carry the store prefix');
+    await store.del('a');
+    assert.equal(await store.get('a'), undefined);
+  });
+
+  test('incr sets the window TTL on first use only', async () => {
+    const first = await store.incr('w', 5000);
+    assert.equal(first.count, 1);
+    assert.ok(first.ttlMs > 4000 && first.ttlMs <= 5000);
+    assert.equal((await store.incr('w', 99_000)).count, 2);
+    assert.ok((await store.command<number>(['PTTL', `${store.prefix}w`])) <= 5000, 'a later call does not extend the window');
+  });
+
+  test('slidingHit is exact under concurrency and never records refused hits', async () => {
+    const results = await Promise.all(Array.from({ length: 100 }, () => store.slidingHit('burst', 60_000, 10)));
+    assert.equal(results.filter((r) => r.count <= 10).length, 10, 'exactly the limit admitted');
+    assert.deepEqual([...new Set(results.filter((r) => r.count <= 10).map((r) => r.count))].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.ok(results.every((r) => r.count <= 10 || r.count === 11));
+    assert.equal(await store.command(['ZCARD', `${store.prefix}burst`]), 10);
+    const last = results.find((r) => r.count === 11)!;
+    assert.ok(last.resetMs > 55_000 && last.resetMs <= 60_000, `resetMs ${last.resetMs}`);
+  });
+
+  test('slidingHit frees a slot when the oldest hit leaves the window', async () => {
+    assert.equal((await store.slidingHit('slide', 1000, 1)).count, 1);
+    const refused = await store.slidingHit('slide', 1000, 1);
+    assert.equal(refused.count, 2);
+    await new Promise((r) => setTimeout(r, refused.resetMs + 50));
+    assert.equal((await store.slidingHit('slide', 1000, 1)).count, 1);
+  });
+});
+
+describe('redis store against a Redis that dies, hangs and comes back', () => {
+  let redis: RedisChild;
+  let store: RedisStore;
+  before(async () => {
+    redis = await startRedisServer();
+    store = await createRedisStore({ url: redis.url, prefix: uniquePrefix('outage'), commandTimeoutMs: 200 });
+    await waitFor(() => store.ping(), 5000, 'the private Redis');
+  });
+  after(async () => {
+    await store?.close();
+    redis?.resume();
+    await redis?.stop();
+  });
+
+  test('reloads its scripts when Redis lost them (restart without persistence)', async () => {
+    assert.equal((await store.slidingHit('s', 60_000, 5)).count, 1);
+    await store.command(['SCRIPT', 'FLUSH']);
+    assert.equal((await store.slidingHit('s', 60_000, 5)).count, 2);
+    assert.equal((await store.incr('i', 60_000)).count, 1);
+  });
+
+  test('a hung Redis (SIGSTOP) yields StoreUnavailable within the command timeout; close() does not hang', async () => {
+    const other = await createRedisStore({ url: redis.url, prefix: uniquePrefix('hung'), commandTimeoutMs: 200 });
+    await waitFor(() => other.ping(), 5000, 'second client');
+    redis.pause();
+    try {
+      const [r, ms] = await elapsed(() => store.incr('h', 1000));
+      assert.ok(rejectedWith(r, StoreUnavailable), 'StoreUnavailable');
+      assert.ok(ms >= 150 && ms < 1500, `failed after ${ms}ms (timeout 200ms)`);
+      assert.equal(await store.ping(), false);
+      const [pending] = await elapsed(() => other.get('never-answered'));
+      assert.ok(rejectedWith(pending, StoreUnavailable), 'the second client now has a reply outstanding');
+      const [, closeMs] = await elapsed(() => other.close());
+      assert.ok(closeMs < 1000, `close took ${closeMs}ms`);
+    } finally {
+      redis.resume();
+    }
+    await waitFor(() => store.ping(), 5000, 'Redis to answer again');
+  });
+
+  test('a dead Redis fails every operation fast; the client reconnects when it is back', async () => {
+    await redis.stop();
+    await waitFor(async () => !(await store.ping()), 5000, 'the store to notice');
+    const ops: Array<[string, () => Promise<unknown>]> = [
+      ['get', () => store.get('k')],
+      ['set', () => store.set('k', 'v')],
+      ['incr', () => store.incr('k', 1000)],
+      ['slidingHit', () => store.slidingHit('k', 1000, 1)],
+    ];
+    for (const [name, op] of ops) {
+      const [r, ms] = await elapsed(op);
+      assert.ok(rejectedWith(r, StoreUnavailable), `${name}: StoreUnavailable`);
+      assert.ok(ms < 500, `${name} failed after ${ms}ms`);
+    }
+    await redis.start();
+    await waitFor(() => store.ping(), 10_000, 'the client to reconnect');
+    assert.equal((await store.slidingHit('after-restart', 60_000, 5)).count, 1, 'scripts are loaded again on the fresh server');
+  });
+
+  test('a store created while Redis is down serves once Redis starts', async () => {
+    await redis.stop();
+    const late: Store = await createRedisStore({ url: redis.url, prefix: uniquePrefix('late'), commandTimeoutMs: 200 });
+    try {
+      const [r, ms] = await elapsed(() => late.incr('x', 1000));
+      assert.ok(rejectedWith(r, StoreUnavailable));
+      assert.ok(ms < 500);
+      await redis.start();
+      await waitFor(() => late.ping(), 10_000, 'first connection');
+      assert.equal((await late.incr('x', 1000)).count, 1);
+    } finally {
+      await late.close();
+    }
+  });
+});
