@@ -16,7 +16,8 @@ export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGate
     .replaceAll('http://127.0.0.1:9100', origin(sb.urls.idp))
     .replaceAll('http://127.0.0.1:9101', origin(sb.urls.ehr))
     .replaceAll('http://127.0.0.1:9102', origin(sb.urls.billing))
-    .replaceAll('http://127.0.0.1:9103', origin(sb.urls.erp));
+    .replaceAll('http://127.0.0.1:9103', origin(sb.urls.erp))
+    .replace('admin: { port: 9901 }', 'admin: { port: 0 }');
   // The config references schema files relative to itself: give the temp copy the repository's schemas.
   const file = writeConfig(yaml);
   symlinkSync(resolve('schemas'), join(dirname(file), 'schemas'));
