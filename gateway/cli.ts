@@ -109,7 +109,7 @@ async function start(args: string[]): Promise<number> {
 async function workerCount(file: string, flag: string | undefined, logger: ReturnType<typeof createLogger>): Promise<number> {
   if (flag !== undefined) {
     const n = Number(flag);
-    if (!Number.isInteger(n) || n < 1) throw new Error('--workers must be a positive integer');
+    if (!Number.isInteger(n) || n < 1) throw new UsageError('--workers must be a positive integer');
     return n;
   }
   try {
@@ -183,6 +183,24 @@ async function audit(args: string[]): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    return await run(cmd, rest);
+  } catch (err) {
+    // Bad flags are the user's mistake: say so plainly, without a stack trace.
+    const code = (err as { code?: string }).code ?? '';
+    if (!code.startsWith('ERR_PARSE_ARGS') && !(err instanceof UsageError)) throw err;
+    process.stderr.write(`hcgw: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+}
+
+class UsageError extends Error {}
+
+async function run(cmd: string | undefined, rest: string[]): Promise<number> {
   switch (cmd) {
     case 'start':
       return start(rest);
