@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly (tsx) unless a build exists in dist/.
+// In a checkout the TypeScript sources are the truth and run through tsx (a stale dist/ can never shadow
+// them); a package shipped without sources runs the build in dist/ (`npm run build`).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const built = fileURLToPath(new URL('../dist/gateway/cli.js', import.meta.url));
-if (existsSync(built)) {
-  await import(built);
-} else {
+const source = fileURLToPath(new URL('../gateway/cli.ts', import.meta.url));
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
   await import('../gateway/cli.ts');
+} else {
+  await import('../dist/gateway/cli.js');
 }

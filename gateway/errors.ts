@@ -62,6 +62,7 @@ export const ResourceNotFound = make('not-found', 404, 'Resource not found');
 export const MethodNotAllowed = make('method-not-allowed', 405, 'Method not allowed');
 export const Conflict = make('conflict', 409, 'Conflict');
 export const PayloadTooLarge = make('payload-too-large', 413, 'Request body too large');
+export const UriTooLong = make('uri-too-long', 414, 'Request URI too long');
 export const UnsupportedMediaType = make('unsupported-media-type', 415, 'Unsupported media type');
 export const Unprocessable = make('unprocessable', 422, 'Unprocessable request');
 export const TooManyRequests = make('rate-limited', 429, 'Too many requests');

@@ -27,6 +27,11 @@ interface InFlight {
   proxyReq?: ClientRequest;
 }
 
+/** A request with no body to send: the client's message can be forwarded as it is. */
+function bodiless(ex: Exchange): boolean {
+  return !ex.body?.length && ex.req.headers['content-length'] === undefined && ex.req.headers['transfer-encoding'] === undefined;
+}
+
 function connectionListed(headers: IncomingMessage['headers']): string[] {
   const c = headers.connection;
   return typeof c === 'string' ? c.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : [];
@@ -59,7 +64,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
    */
   function outgoing(ex: Exchange): IncomingMessage {
     const req = ex.req;
-    const headers: IncomingHttpHeaders = { ...req.headers };
+    const headers: IncomingHttpHeaders = bodiless(ex) ? req.headers : { ...req.headers };
     for (const h of connectionListed(req.headers)) delete headers[h];
     for (const h of HOP_BY_HOP) delete headers[h];
     if (!forwardAuth) delete headers.authorization;
@@ -67,12 +72,19 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     if (buffer) headers['accept-encoding'] = 'identity';
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
-    for (const [k, v] of Object.entries(ex.upstreamHeaders)) headers[k.toLowerCase()] = v;
+    for (const k in ex.upstreamHeaders) headers[k.toLowerCase()] = ex.upstreamHeaders[k];
+    const url = ex.upstreamPath + ex.upstreamQueryString();
+    if (headers === req.headers) {
+      // No body to replay: the client's own (fully read) request serves as the source, edited in place, so
+      // the common GET costs no stream and no header copy. Every edit above is idempotent, so a retry
+      // can run this again.
+      req.url = url;
+      return req;
+    }
     if (ex.body) headers['content-length'] = String(ex.body.length);
-    const qs = ex.query.size ? `?${ex.query.toString()}` : '';
     return Object.assign(Readable.from(ex.body?.length ? [ex.body] : []), {
       method: ex.method,
-      url: ex.upstreamPath + qs,
+      url,
       headers,
       httpVersion: req.httpVersion,
       httpVersionMajor: req.httpVersionMajor,
@@ -105,6 +117,11 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     metrics.upstreamDuration.observe({ upstream: upstream.name }, latency / 1000);
     for (const h of connectionListed(proxyRes.headers)) delete proxyRes.headers[h];
     for (const h of ['keep-alive', 'proxy-authenticate', 'proxy-connection', 'trailer', 'upgrade']) delete proxyRes.headers[h];
+    // Connection is hop-by-hop too: the upstream's keep-alive must not reopen a client connection that the
+    // client asked to close or that the gateway closes while draining for shutdown.
+    const close = /close/i.test(String(res.getHeader('connection') ?? '')) || connectionListed(ex.req.headers).includes('close');
+    if (close) proxyRes.headers.connection = 'close';
+    else delete proxyRes.headers.connection;
     if (!buffer) {
       ex.status = proxyRes.statusCode;
       return; // http-proxy pipes it; the response's 'close' resolves the exchange
@@ -229,15 +246,18 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     async handle(ex: Exchange): Promise<void> {
       const retries = upstream.resilience.retriesFor(ex.method, ex.req.headers['idempotency-key'] !== undefined);
       let current: InFlight | undefined;
-      const clientGone = new AbortController();
+      // Only a request that may be retried waits in backoff, so only it needs a signal to stop waiting.
+      const clientGone = retries > 0 ? new AbortController() : undefined;
       ex.res.once('close', () => {
-        // The client left before the response was complete: stop the upstream exchange too.
-        if (!ex.res.writableFinished) current?.proxyReq?.destroy();
-        clientGone.abort();
+        if (!ex.res.writableFinished) {
+          // The client left before the response was complete: stop the upstream exchange too.
+          current?.proxyReq?.destroy();
+          clientGone?.abort();
+        }
         current?.resolve();
       });
       try {
-        const answered = await callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone.signal }, () => {
+        const answered = await callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
           const pass = attempt(ex);
           current = pass.state;
           return pass.answer$;

@@ -11,6 +11,8 @@ export function isJsonType(contentType: string | string[] | undefined): boolean 
 
 /** Headers describing the upstream's bytes that no longer hold once the body is re-serialised. */
 const REPRESENTATION_HEADERS = ['content-length', 'content-encoding', 'transfer-encoding', 'content-md5', 'digest', 'repr-digest', 'content-digest'];
+/** The upstream's connection handling is not the client's: node decides it for the client connection. */
+const HOP_BY_HOP = ['connection', 'keep-alive'];
 
 /**
  * Sends a JSON response after the route's response phase. When a policy changed the body, the
@@ -24,7 +26,7 @@ export async function sendBufferedJson(ex: Exchange, response: ResponseBody, ori
   if (project) response.body = project(response.body);
   const out = Buffer.from(JSON.stringify(response.body));
   const headers: OutgoingHttpHeaders = { ...response.headers };
-  for (const h of REPRESENTATION_HEADERS) delete headers[h];
+  for (const h of [...REPRESENTATION_HEADERS, ...HOP_BY_HOP]) delete headers[h];
   if (headers.etag && !(original && original.equals(out))) {
     headers.etag = `W/"${createHash('sha256').update(out).digest('base64url').slice(0, 27)}"`;
   }

@@ -15,9 +15,15 @@ interface Entry {
 /** Segments that could walk out of a route's target once the upstream normalises the path. */
 const DOT_SEGMENT = /(^|\/)\.{1,2}(\/|$)/;
 
-/** Param values are substituted into upstream paths: they must stay one path segment. */
+/** Separators and dot segments, also percent-encoded (a value that was double-encoded by the client). */
+const UNSAFE_IN_PARAM = /[/\\\u0000-\u001f\u007f]|%(2f|5c|00|2e)/i;
+
+/**
+ * Param values are substituted into upstream paths: they must stay one path segment, also for an
+ * upstream that decodes twice or folds Unicode compatibility forms (NFKC turns `．．` into `..`, `／` into `/`).
+ */
 function safeParam(v: string): boolean {
-  return v !== '.' && v !== '..' && !/[/\\\u0000-\u001f\u007f]/.test(v);
+  return [v, v.normalize('NFKC')].every((s) => s !== '.' && s !== '..' && !UNSAFE_IN_PARAM.test(s));
 }
 
 /**

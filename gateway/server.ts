@@ -2,23 +2,24 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import express, { type Request, type Response } from 'express';
-import helmet from 'helmet';
 import getRawBody from 'raw-body';
 import type { Logger } from 'winston';
 import { runLogPhase, runRequestPhase } from './chain.ts';
 import { compileConfig, type CompiledGateway } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './config/load.ts';
-import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, toGatewayError } from './errors.ts';
+import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, UriTooLong, toGatewayError } from './errors.ts';
+import { jsonDeeperThan, MAX_JSON_DEPTH } from './json-depth.ts';
 import { createExchange, requestIdOf, traceparentOf } from './exchange.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness } from './admin.ts';
 import { createAuditRegistry, type AuditRegistry } from './audit/registry.ts';
 import { writeProblem } from './problem.ts';
+import { securityHeaders } from './security-headers.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from './store/index.ts';
-import type { Exchange, GatewayConfig } from './types.ts';
+import type { CompiledRoute, Exchange, GatewayConfig } from './types.ts';
 
 export interface GatewayOptions {
   /** Path of routes.yaml (used for reloads). */
@@ -42,11 +43,25 @@ export function parseSize(s: string): number {
  * Headers that must have one meaning: node keeps only the first of duplicates, but a backend or an
  * intermediary may keep the last, so two Authorization or Host headers are refused rather than guessed.
  */
-const SINGLETON_HEADERS = ['authorization', 'host', 'content-type', 'content-length', 'x-request-id', 'traceparent', 'x-purpose-of-use', 'idempotency-key'];
+const SINGLETON_HEADERS = new Set(['authorization', 'host', 'content-type', 'content-length', 'x-request-id', 'traceparent', 'x-purpose-of-use', 'idempotency-key']);
 function ambiguousHeaders(req: http.IncomingMessage): boolean {
-  const distinct = req.headersDistinct;
-  return SINGLETON_HEADERS.some((h) => (distinct[h]?.length ?? 0) > 1);
+  // One pass over the raw list (name, value, name, value …) without building headersDistinct's object.
+  const raw = req.rawHeaders;
+  let seen: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (!SINGLETON_HEADERS.has(name)) continue;
+    if (seen?.includes(name)) return true;
+    (seen ??= []).push(name);
+  }
+  return false;
 }
+
+/**
+ * Longest request target answered normally (414 above). Longer URLs are more often attacks or mistakes
+ * than searches, and many backends cut at 8 KiB; a request head over 16 KiB is refused by the parser (431).
+ */
+const MAX_URL_LENGTH = 8 * 1024;
 
 /** Settings bound to the sockets and clients made at start: a reload cannot change them. */
 function restartOnlyChanges(a: GatewayConfig, b: GatewayConfig): string[] {
@@ -82,6 +97,8 @@ export class Gateway {
   private readonly app = express();
   private closing = false;
   private inflightTotal = 0;
+  /** Responses still being written, so a shutdown can tell their clients not to reuse the connection. */
+  private readonly liveResponses = new Set<http.ServerResponse>();
   private drainWaiters: Array<() => void> = [];
   private reloading: Promise<unknown> = Promise.resolve();
 
@@ -140,7 +157,12 @@ export class Gateway {
     app.disable('x-powered-by');
     app.disable('etag');
     app.set('trust proxy', cfg.trustProxy);
-    app.use(helmet());
+    // While draining, a reused keep-alive connection could carry a request that the final cut would lose.
+    app.use((_req, res, next) => {
+      if (this.closing) res.setHeader('Connection', 'close');
+      next();
+    });
+    app.use(securityHeaders());
     mountHealth(app, this.ops(), { metrics: !cfg.admin });
     app.use((req, res) => void this.dispatch(req, res));
   }
@@ -152,7 +174,10 @@ export class Gateway {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
+    if (url.length > MAX_URL_LENGTH) return writeProblem(res, new UriTooLong({ reason: 'uri-too-long' }), id);
     if (ambiguousHeaders(req)) return writeProblem(res, new BadRequest({ detail: 'Duplicate or conflicting request headers', reason: 'duplicate-header' }), id);
+    // node's own answer to a missing Host would be a bare 400 without a problem body (requireHostHeader is off).
+    if (req.headers.host === undefined && req.httpVersion === '1.1') return writeProblem(res, new BadRequest({ detail: 'The Host header is required', reason: 'missing-host' }), id);
     const gen = this.current;
     const m = gen.compiled.router.match(req.method, path);
     if (m === 'bad-path') return writeProblem(res, new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }), id);
@@ -162,6 +187,7 @@ export class Gateway {
     const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
     gen.inflight++;
     this.inflightTotal++;
+    this.liveResponses.add(res);
     res.once('close', () => this.finish(ex, gen));
     const route = m.route;
     try {
@@ -200,7 +226,10 @@ export class Gateway {
       ex.res.setHeader('Connection', 'close');
       throw (err as { type?: string }).type === 'entity.too.large' ? new PayloadTooLarge({ reason: 'body-limit' }) : new BadRequest({ detail: 'Request body could not be read', reason: 'body-read' });
     }
-    if (ex.route.chain.needsRequestBody && ex.body.length && isJsonType(req.headers['content-type'])) {
+    if (!isJsonType(req.headers['content-type'])) return;
+    // Checked on every JSON body, parsed here or not: it protects the upstream's parser as much as ours.
+    if (jsonDeeperThan(ex.body)) throw new BadRequest({ detail: `JSON body nested deeper than ${MAX_JSON_DEPTH} levels`, reason: 'json-too-deep' });
+    if (ex.route.chain.needsRequestBody && ex.body.length) {
       try {
         ex.json = JSON.parse(ex.body.toString('utf8'));
       } catch {
@@ -209,15 +238,40 @@ export class Gateway {
     }
   }
 
+  /** prom-client label children per route, resolved once: label hashing per request is measurable. */
+  private readonly metricsByRoute = new WeakMap<CompiledRoute, ReturnType<Gateway['buildRouteMetrics']>>();
+  private routeMetrics(route: CompiledRoute) {
+    let m = this.metricsByRoute.get(route);
+    if (!m) this.metricsByRoute.set(route, (m = this.buildRouteMetrics(route)));
+    return m;
+  }
+  private buildRouteMetrics(route: CompiledRoute) {
+    const byClass = new Map<number, ReturnType<Metrics['requests']['labels']>>();
+    return {
+      requests: (status: number) => {
+        const cls = Math.floor(status / 100);
+        let c = byClass.get(cls);
+        if (!c) byClass.set(cls, (c = this.metrics.requests.labels(route.id, route.layer, `${cls}xx`)));
+        return c;
+      },
+      duration: this.metrics.duration.labels(route.id, route.layer),
+      overhead: this.metrics.overhead.labels(route.id),
+    };
+  }
+
   private finish(ex: Exchange, gen: Generation): void {
+    this.liveResponses.delete(ex.res);
+    // A response that went out with keep-alive before the shutdown began leaves an idle connection behind.
+    if (this.closing) setImmediate(() => this.server?.closeIdleConnections());
     ex.status ??= ex.res.statusCode;
     const route = ex.route;
     const seconds = (performance.now() - ex.startedAt) / 1000;
-    this.metrics.requests.inc({ route: route.id, layer: route.layer, status_class: `${Math.floor(ex.status / 100)}xx` });
-    this.metrics.duration.observe({ route: route.id, layer: route.layer }, seconds);
+    const m = this.routeMetrics(route);
+    m.requests(ex.status).inc();
+    m.duration.observe(seconds);
     // A failed upstream call has no latency to subtract: its wait (up to the timeout) is not gateway overhead.
     if (ex.upstream.latencyMs !== undefined || ex.upstream.error === undefined) {
-      this.metrics.overhead.observe({ route: route.id }, Math.max(0, seconds - (ex.upstream.latencyMs ?? 0) / 1000));
+      m.overhead.observe(Math.max(0, seconds - (ex.upstream.latencyMs ?? 0) / 1000));
     }
     const done = () => {
       gen.inflight--;
@@ -231,7 +285,7 @@ export class Gateway {
 
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
-    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
+    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
@@ -317,6 +371,7 @@ export class Gateway {
   async close(drainMs = 10_000): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    for (const res of this.liveResponses) if (!res.headersSent) res.setHeader('Connection', 'close');
     const server = this.server;
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
     server?.closeIdleConnections();

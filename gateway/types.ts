@@ -56,8 +56,10 @@ export interface Exchange {
   readonly method: string;
   /** Decoded path parameters of the matched route. */
   params: Record<string, string>;
-  /** Query of the incoming request; policies may rewrite it before it goes upstream. */
+  /** Query of the incoming request (parsed on first use); policies may rewrite it before it goes upstream. */
   query: URLSearchParams;
+  /** `?…` for the upstream call: the client's raw query unless a policy read or rewrote `query`; '' if none. */
+  upstreamQueryString(): string;
   /** Path sent to the upstream (relative to the upstream base URL); policies may rewrite it. */
   upstreamPath: string;
   /** Raw request body when the route reads it (it does when any policy needs it or for non-streaming targets). */
