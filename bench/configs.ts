@@ -18,12 +18,36 @@ export interface FullChainOptions {
   auditFile: string;
 }
 
+/**
+ * The full chain of the issue: jwt (RS256, warm JWKS) + scopes (SMART) + rate-limit (on the configured
+ * store; a quota high enough never to refuse, so the row measures the limiter's cost) + validate + minimize
+ * (on the Patient and on the 50-entry Bundle) + audit to a file.
+ */
 export function fullChainYaml(o: FullChainOptions): string {
+  const chain = (kind: 'read' | 'search') => `
+    policies:
+      - audit: {}
+      - jwt: { issuers: [bench-idp] }
+      - scopes: { smart: true }
+      - rate-limit: { key: client, limit: 100000000, window: 1m }
+      - validate:
+          ${kind === 'read' ? 'params: { type: object, properties: { id: { type: string, pattern: "^[A-Za-z0-9.-]{1,64}$" } } }' : 'query: { type: object, required: [patient], properties: { patient: { type: string, pattern: "^[A-Za-z0-9.-]{1,64}$" } } }'}
+      - minimize: { purposeOfUse: { allowed: [TREAT] }, select: [{ profile: clinical }] }`;
   return `version: 1
 store: ${o.store === 'redis' ? `{ kind: redis, url: ${o.redisUrl}, prefix: "hcgw-bench:${Date.now()}:" }` : '{ kind: memory }'}
 identity:
   issuers:
     - { name: bench-idp, issuer: https://bench-idp.local, jwksUri: ${o.jwks}, audiences: [hcgw-bench], algorithms: [RS256] }
+audit:
+  hashKey: bench-only-audit-hash-key-0123456789abcdef
+  source: bench
+  sinks: [{ kind: file, path: ${o.auditFile} }]
+minimization:
+  profiles:
+    clinical:
+      resources:
+        Patient: [id, name, birthDate, gender, identifier, telecom, address]
+        Observation: [id, status, category, code, subject, effectiveDateTime, valueQuantity]
 upstreams:
   up: { url: ${o.upstream}/fhir }
 routes:
@@ -31,15 +55,11 @@ routes:
     layer: system
     match: { methods: [GET], path: /fhir/Patient/:id }
     fhir: { resourceType: Patient, interaction: read }
-    target: { upstream: up, path: /Patient/:id }
-    policies:
-      - jwt: { issuers: [bench-idp] }
+    target: { upstream: up, path: /Patient/:id }${chain('read')}
   - id: observations
     layer: system
     match: { methods: [GET], path: /fhir/Observation }
     fhir: { resourceType: Observation, interaction: search }
-    target: { upstream: up, path: /Observation }
-    policies:
-      - jwt: { issuers: [bench-idp] }
+    target: { upstream: up, path: /Observation }${chain('search')}
 `;
 }
