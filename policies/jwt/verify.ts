@@ -41,11 +41,55 @@ function checkIssuedAt(payload: JWTPayload, issuer: TrustedIssuer, now: number):
   }
 }
 
+/**
+ * Verified tokens, per issuer: a client sends the same access token until it expires, and the signature
+ * check (RSA/EC through WebCrypto) is the most expensive thing a request does. An entry remembers which
+ * key object verified it; a hit is honoured only while the issuer's key resolver still yields that very
+ * key for the token's header (a JWKS reload that dropped or replaced the key invalidates it) and while
+ * the time claims still hold. Bounded in entries; never outlives the token's exp.
+ */
+const VERIFIED_CACHE_MAX = 10_000;
+interface VerifiedEntry {
+  payload: JWTPayload;
+  key: unknown;
+}
+const verifiedCache = new WeakMap<TrustedIssuer, Map<string, VerifiedEntry>>();
+
+/**
+ * A cache hit: the payload if the entry still holds, or else the key the resolver yields now (so a
+ * miss does not resolve — and maybe fetch — the keys a second time).
+ */
+async function cachedVerification(token: string, issuer: TrustedIssuer, now: number): Promise<{ payload?: JWTPayload; key?: unknown } | undefined> {
+  const hit = verifiedCache.get(issuer)?.get(token);
+  if (!hit) return undefined;
+  const tolerance = issuer.config.clockToleranceSec ?? 30;
+  const { exp, nbf } = hit.payload;
+  if (typeof exp !== 'number' || exp <= now / 1000 - tolerance || (typeof nbf === 'number' && nbf > now / 1000 + tolerance)) return undefined;
+  try {
+    const key = await issuer.getKey!(decodeProtectedHeader(token) as never, { payload: '', signature: '' } as never);
+    return key === hit.key ? { payload: hit.payload } : { key };
+  } catch {
+    return undefined; // the key is gone: verify from scratch (and fail there, with the right reason)
+  }
+}
+
+function remember(token: string, issuer: TrustedIssuer, payload: JWTPayload, key: unknown): void {
+  let cache = verifiedCache.get(issuer);
+  if (!cache) verifiedCache.set(issuer, (cache = new Map()));
+  if (cache.size >= VERIFIED_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  cache.set(token, { payload, key });
+}
+
 async function verifyWith(token: string, issuer: TrustedIssuer, now: number): Promise<JWTPayload> {
+  const cached = await cachedVerification(token, issuer, now);
+  if (cached?.payload) return cached.payload;
   const opts = options(issuer, now);
   try {
-    const { payload } = await jwtVerify(token, issuer.getKey!, opts);
+    let usedKey = cached?.key;
+    const capture: typeof issuer.getKey = async (header, input) => usedKey ?? (usedKey = await issuer.getKey!(header, input));
+    const { payload } = await jwtVerify(token, capture!, opts);
     checkIssuedAt(payload, issuer, now);
+    remember(token, issuer, payload, usedKey);
     return payload;
   } catch (err) {
     if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
