@@ -9,7 +9,7 @@
  * Options (env): BENCH_DURATION=seconds per row (default 8), BENCH_CONNECTIONS (50), BENCH_SOAK=1 for the
  * 3 × 60 s memory soak, BENCH_REDIS_URL (redis://127.0.0.1:6379). Results: bench/results.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -125,10 +125,13 @@ async function gateway(yaml: string, name: string, workers = 1): Promise<Proc> {
   const file = join(TMP, `${name}.yaml`);
   writeFileSync(file, yaml);
   const port = 18000 + Math.floor(Math.random() * 2000);
-  return startChild(['bin/hcgw.js', 'start', '--config', file, '--port', String(port), '--workers', String(workers)], { port });
+  return startChild(['dist/gateway/cli.js', 'start', '--config', file, '--port', String(port), '--workers', String(workers)], { port });
 }
 
 async function main(): Promise<void> {
+  // The measured processes run compiled JavaScript (as in production), not the TypeScript loader.
+  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'RS256', use: 'sig' };
   const jwksFile = join(TMP, 'jwks.json');
@@ -143,9 +146,9 @@ async function main(): Promise<void> {
     .sign(privateKey);
   const auth = { authorization: `Bearer ${token}`, 'x-purpose-of-use': 'TREAT' };
 
-  const upstream = await startChild(['--import', 'tsx', 'bench/upstream.ts', '0', jwksFile], { readyLine: true });
+  const upstream = await startChild(['bench/upstream.mjs', '0', jwksFile], { readyLine: true });
   const up = `http://127.0.0.1:${upstream.port}`;
-  const reference = await startChild(['--import', 'tsx', 'bench/reference.ts', '0', up], { readyLine: true });
+  const reference = await startChild(['bench/reference.mjs', '0', up], { readyLine: true });
   const paths = { patient: '/fhir/Patient/p1', bundle: '/fhir/Observation?patient=p1' };
   const rows: Row[] = [];
   process.stderr.write(`bench: ${DURATION}s per row, ${CONNECTIONS} connections, ${availableParallelism()} CPUs, node ${process.version}\n`);

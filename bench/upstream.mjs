@@ -1,16 +1,16 @@
+// Plain JavaScript: no TypeScript loader in the measured processes.
 /**
  * The benchmark's backend: as fast as node:http allows, so the rows measure the gateway, not the
  * backend. Serves a ~1 KB FHIR Patient, a 50-entry searchset Bundle, and the bench issuer's JWKS.
- * Run as its own process: `tsx bench/upstream.ts <port> <jwks-json-file>`; prints "ready <port>".
+ * Run as its own process: `node bench/upstream.mjs <port> <jwks-json-file>`; prints "ready <port>".
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 
 const port = Number(process.argv[2] ?? 0);
 const jwks = process.argv[3] ? readFileSync(process.argv[3]) : Buffer.from('{"keys":[]}');
 
-const patient = (id: string) => ({
+const patient = (id) => ({
   resourceType: 'Patient',
   id,
   meta: { versionId: '3', lastUpdated: '2026-01-15T10:00:00Z' },
@@ -32,7 +32,7 @@ const patient = (id: string) => ({
   managingOrganization: { reference: 'Organization/org-gp' },
 });
 
-const observation = (i: number) => ({
+const observation = (i) => ({
   resourceType: 'Observation',
   id: `obs-${i}`,
   status: 'final',
@@ -49,7 +49,7 @@ const bundleBody = Buffer.from(
   JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: 50, entry: Array.from({ length: 50 }, (_, i) => ({ fullUrl: `http://bench/fhir/Observation/obs-${i}`, resource: observation(i), search: { mode: 'match' } })) }),
 );
 
-const send = (res: http.ServerResponse, body: Buffer, type = 'application/fhir+json') => {
+const send = (res, body, type = 'application/fhir+json') => {
   res.writeHead(200, { 'content-type': type, 'content-length': body.length });
   res.end(body);
 };
@@ -63,6 +63,6 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 60_000;
 server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`ready ${(server.address() as AddressInfo).port}\n`);
+  process.stdout.write(`ready ${server.address().port}\n`);
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
