@@ -3,6 +3,8 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runPrimary } from './cluster.ts';
 import { resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { stringify as stringifyYaml } from 'yaml';
 import { compileConfig } from './config/compile.ts';
 import { ConfigError, formatIssue } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
@@ -21,6 +23,8 @@ const USAGE = `usage: hcgw <command> [options]
   validate [file]                                        check a routes.yaml; prints every error, exit 1 if any
   token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
                                                          mint a dev token from the running sandbox IdP
+  openapi [file] [--out f] [--server URL]                write the OpenAPI 3.1 document of the routes (JSON; YAML when f ends
+                                                         in .yaml/.yml); the config is checked first, exit 1 if invalid
   audit verify [--rotated] [--partial] <file...>         check audit hash chains: files oldest first (rotated ones, then the
                                                          live one; --rotated adds each live file's rotated siblings);
                                                          prints OK <n> records, or the first broken line and exit 1
@@ -31,13 +35,13 @@ function printConfigError(err: ConfigError): void {
   for (const i of err.issues) process.stderr.write(`  ${formatIssue(err.file, i)}\n`);
 }
 
-async function validate(file: string): Promise<number> {
+async function validate(file: string, opts: { quiet?: boolean } = {}): Promise<number> {
   try {
     const loaded = await loadConfigFile(file);
     const store = createMemoryStore();
     const compiled = await compileConfig(loaded, { logger: createLogger({ silent: true }), metrics: createMetrics(), store });
     const layers = compiled.routes.reduce<Record<string, number>>((acc, r) => ((acc[r.layer] = (acc[r.layer] ?? 0) + 1), acc), {});
-    process.stdout.write(
+    if (!opts.quiet) process.stdout.write(
       `${file}: OK — ${compiled.routes.length} routes (${Object.entries(layers).map(([l, n]) => `${n} ${l}`).join(', ')}), ` +
         `${loaded.config.identity.issuers.length} issuers, ${Object.keys(loaded.config.upstreams).length} upstreams, version ${loaded.hash}\n`,
     );
@@ -162,6 +166,20 @@ async function token(args: string[]): Promise<number> {
   return 0;
 }
 
+async function openapi(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string', short: 'o' }, server: { type: 'string' } } });
+  const file = positionals[0] ?? 'routes.yaml';
+  // A document for partners must describe a config that would start: check it exactly as validate does.
+  if ((await validate(file, { quiet: true })) !== 0) return 1;
+  const { config, hash } = await loadConfigFile(file);
+  const { buildOpenApi } = await import('./openapi.ts');
+  const doc = buildOpenApi(config, file, { version: hash, serverUrl: values.server });
+  const text = values.out && /\.ya?ml$/.test(values.out) ? stringifyYaml(doc) : `${JSON.stringify(doc, null, 2)}\n`;
+  if (values.out) await writeFile(values.out, text);
+  else process.stdout.write(text);
+  return 0;
+}
+
 async function audit(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { rotated: { type: 'boolean' }, partial: { type: 'boolean' } } });
   const [sub, ...files] = positionals;
@@ -210,6 +228,8 @@ async function run(cmd: string | undefined, rest: string[]): Promise<number> {
       return token(rest);
     case 'audit':
       return audit(rest);
+    case 'openapi':
+      return openapi(rest);
     default:
       process.stderr.write(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;

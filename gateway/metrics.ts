@@ -40,7 +40,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     upstreamErrors: new Counter({
       name: 'hcgw_upstream_errors_total',
-      help: 'Upstream failures by upstream and kind (connect, timeout, reset, circuit-open)',
+      help: 'Upstream failures by upstream and kind (connect, tls, timeout, reset, circuit-open)',
       labelNames: ['upstream', 'kind'] as const,
       registers: [registry],
     }),

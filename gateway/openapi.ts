@@ -134,10 +134,9 @@ function problemStatuses(route: RouteConfig, method: string, policies: Policies)
   return [...statuses].sort((a, b) => a - b);
 }
 
-function successStatus(route: RouteConfig, method: string): string {
+function successStatus(route: RouteConfig): string {
   const declared = (route.target as { status?: number }).status;
-  if (declared) return String(declared);
-  return route.fhir?.interaction === 'create' || (method === 'POST' && !route.fhir && 'upstream' in route.target) ? '201' : '200';
+  return String(declared ?? (route.fhir?.interaction === 'create' ? 201 : 200));
 }
 
 function mediaType(route: RouteConfig): string {
@@ -156,6 +155,7 @@ export interface OpenApiOptions {
 export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiOptions = {}): Schema {
   const base = pathToFileURL(`${dirname(resolve(file))}/`);
   const bundle = new SchemaBundle();
+  bundle.components.Problem = PROBLEM_SCHEMA;
   const issuers = new Map(config.identity.issuers.map((i) => [i.name, i]));
   const usedSchemes = new Map<string, Schema>();
   const paths: Record<string, Record<string, unknown>> = {};
@@ -169,24 +169,23 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
     const alternatives = scopeAlternatives(route, policies.get('scopes'));
     const security = jwtIssuers.flatMap((i) => alternatives.map((scopes) => ({ [schemeName(i)]: scopes })));
     const body = validate?.body ? bundle.component(validate.body, base, `${route.id}.body`) : undefined;
+    const pathSchemas = parametersFrom(validate?.params, 'path', bundle, base, `${route.id}.params`);
+    const otherParams = [
+      ...parametersFrom(validate?.query, 'query', bundle, base, `${route.id}.query`),
+      ...parametersFrom(validate?.headers, 'header', bundle, base, `${route.id}.headers`),
+      ...policyHeaders(policies),
+    ];
     layers.add(route.layer);
 
-    for (const variant of expand(parsePath(route.match.path).tokens)) {
-      const pathSchemas = parametersFrom(validate?.params, 'path', bundle, base, `${route.id}.params`);
-      const params = [
-        ...variant.params.map((p) => pathSchemas.find((s) => s.name === p) ?? parameter(p, 'path', undefined, true)),
-        ...parametersFrom(validate?.query, 'query', bundle, base, `${route.id}.query`),
-        ...parametersFrom(validate?.headers, 'header', bundle, base, `${route.id}.headers`),
-        ...policyHeaders(policies),
-      ];
+    for (const [vi, variant] of expand(parsePath(route.match.path).tokens).entries()) {
+      const params = [...variant.params.map((p) => pathSchemas.find((s) => s.name === p) ?? parameter(p, 'path', undefined, true)), ...otherParams];
       const item = (paths[variant.path] ??= {});
       for (const method of route.match.methods) {
-        const responses: Record<string, unknown> = {
-          [successStatus(route, method)]: { description: 'Success', content: { [mediaType(route)]: { schema: {} } } },
-        };
+        const responses: Record<string, unknown> = { [successStatus(route)]: { description: 'Success', content: { [mediaType(route)]: { schema: {} } } } };
         for (const s of problemStatuses(route, method, policies)) responses[String(s)] = { $ref: `#/components/responses/Problem${s}` };
+        const suffix = (route.match.methods.length > 1 ? `.${method.toLowerCase()}` : '') + (vi ? `.${vi + 1}` : '');
         item[method.toLowerCase()] = {
-          operationId: route.match.methods.length > 1 ? `${route.id}.${method.toLowerCase()}` : route.id,
+          operationId: route.id + suffix,
           tags: [route.layer],
           ...(route.description ? { summary: route.description } : {}),
           'x-hcgw-route': route.id,
@@ -214,7 +213,7 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
     tags: [...layers].sort().map((name) => ({ name, description: `${name} APIs` })),
     paths,
     components: {
-      schemas: { Problem: PROBLEM_SCHEMA, ...bundle.components },
+      schemas: bundle.components,
       responses: problemResponses,
       securitySchemes: Object.fromEntries(usedSchemes),
     },

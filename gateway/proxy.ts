@@ -6,7 +6,7 @@ import { BadGateway, GatewayError, GatewayTimeout } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { ABORTED, callResilient, isAborted } from './resilience.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
-import type { Upstream } from './upstreams.ts';
+import { failureKind, type Upstream } from './upstreams.ts';
 import type { Exchange } from './types.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers: meaningful for one connection only, never forwarded. */
@@ -119,9 +119,21 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     for (const h of ['keep-alive', 'proxy-authenticate', 'proxy-connection', 'trailer', 'upgrade']) delete proxyRes.headers[h];
     // Connection is hop-by-hop too: the upstream's keep-alive must not reopen a client connection that the
     // client asked to close or that the gateway closes while draining for shutdown.
-    const close = /close/i.test(String(res.getHeader('connection') ?? '')) || connectionListed(ex.req.headers).includes('close');
+    // (shouldKeepAlive is node's reading of the client's request; its headers may have been edited in place.)
+    const close = !res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''));
     if (close) proxyRes.headers.connection = 'close';
     else delete proxyRes.headers.connection;
+    let size = 0;
+    // An upstream that breaks off mid-body (reset, crash) must not leave a truncated body looking whole: a
+    // buffered route answers 502; a streamed one cuts the client connection, as the upstream cut ours.
+    proxyRes.on('error', () => undefined);
+    proxyRes.once('close', () => {
+      if (proxyRes.complete || size > MAX_BUFFERED_RESPONSE || res.destroyed) return;
+      ex.upstream.error = 'reset';
+      metrics.upstreamErrors.inc({ upstream: upstream.name, kind: 'reset' });
+      if (buffer) state.reject(new BadGateway({ reason: 'reset' }));
+      else res.destroy();
+    });
     if (!buffer) {
       ex.status = proxyRes.statusCode;
       return; // http-proxy pipes it; the response's 'close' resolves the exchange
@@ -142,7 +154,6 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       return;
     }
     const chunks: Buffer[] = [];
-    let size = 0;
     proxyRes.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BUFFERED_RESPONSE) {
@@ -150,7 +161,6 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         state.reject(new BadGateway({ detail: 'Upstream response too large to inspect', reason: 'response-too-large' }));
       } else chunks.push(c);
     });
-    proxyRes.on('error', () => state.reject(new BadGateway({ reason: 'reset' })));
     proxyRes.on('end', () => {
       if (size > MAX_BUFFERED_RESPONSE) return;
       const raw = Buffer.concat(chunks);
@@ -171,7 +181,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   const onError = (err: NodeJS.ErrnoException, req: IncomingMessage) => {
     const state = inflight.get(req);
     if (!state) return;
-    const kind = state.timedOut ? 'timeout' : err.code === 'ECONNREFUSED' ? 'connect' : 'reset';
+    const kind = state.timedOut ? 'timeout' : failureKind(err);
     state.ex.upstream.error = kind;
     metrics.upstreamErrors.inc({ upstream: upstream.name, kind });
     logger.warn('upstream error', { upstream: upstream.name, kind, code: err.code, requestId: state.ex.id, route: state.ex.route.id });

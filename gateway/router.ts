@@ -27,9 +27,18 @@ function safeParam(v: string): boolean {
 }
 
 /**
- * Matching is case-sensitive and exact, in routes.yaml order; it runs on the raw path, and the router
- * refuses paths whose meaning could differ between us and the upstream (dot segments, encoded slashes
- * or backslashes, NUL), instead of guessing how the upstream would normalise them.
+ * Percent-encoded unreserved characters mean the characters themselves (RFC 3986 §6.2.2.2): decoded before
+ * matching, `/public/%61dmin` cannot slip past a protected `/public/admin` into a `/public/:name` route.
+ * (`%2E` is not among them: encoded dots are refused outright.)
+ */
+const ENCODED_UNRESERVED = /%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)/gi;
+const decodeUnreserved = (path: string) => (path.includes('%') ? path.replace(ENCODED_UNRESERVED, (m) => String.fromCharCode(parseInt(m.slice(1), 16))) : path);
+
+/**
+ * Matching is case-sensitive and exact, in routes.yaml order; it runs on the raw path (unreserved
+ * characters decoded), and the router refuses paths whose meaning could differ between us and the
+ * upstream (dot segments, encoded slashes or backslashes, NUL), instead of guessing how the upstream
+ * would normalise them.
  */
 export function createRouter(routes: readonly CompiledRoute[]) {
   const entries: Entry[] = routes.map((route) => ({
@@ -38,8 +47,9 @@ export function createRouter(routes: readonly CompiledRoute[]) {
     match: compileMatcher(route.path, { sensitive: true, trailing: false, decode: decodeURIComponent }),
   }));
 
-  function match(method: string, path: string): RouteMatch | 'bad-path' {
-    if (DOT_SEGMENT.test(path) || /%(2f|5c|00|2e)/i.test(path) || path.includes('\\') || path.includes('//')) return 'bad-path';
+  function match(method: string, rawPath: string): RouteMatch | 'bad-path' {
+    if (DOT_SEGMENT.test(rawPath) || /%(2f|5c|00|2e)/i.test(rawPath) || rawPath.includes('\\') || rawPath.includes('//')) return 'bad-path';
+    const path = decodeUnreserved(rawPath);
     let allow: string[] | undefined;
     for (const e of entries) {
       let m: ReturnType<typeof e.match>;

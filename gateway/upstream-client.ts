@@ -5,7 +5,7 @@ import type { Metrics } from './metrics.ts';
 import { ABORTED, callResilient } from './resilience.ts';
 import { isJsonType } from './respond.ts';
 import type { Exchange, ResponseBody } from './types.ts';
-import type { Upstream } from './upstreams.ts';
+import { failureKind, type Upstream } from './upstreams.ts';
 
 export interface UpstreamCall {
   method: string;
@@ -64,7 +64,7 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
       if (call.signal?.aborted) reject(new BadGateway({ reason: ABORTED }));
       else if (timedOut) fail('timeout', new GatewayTimeout({ reason: 'timeout' }));
       else if (tooLarge) fail('too-large', new BadGateway({ detail: 'Upstream response too large', reason: 'response-too-large' }));
-      else fail(err.code === 'ECONNREFUSED' ? 'connect' : 'reset', new BadGateway({ reason: err.code === 'ECONNREFUSED' ? 'connect' : 'reset' }));
+      else fail(failureKind(err), new BadGateway({ reason: failureKind(err) }));
     };
     if (call.signal?.aborted) return reject(new BadGateway({ reason: ABORTED }));
     const req = lib.request(url, { method: call.method, headers, agent: upstream.agent, signal: call.signal }, (res) => {

@@ -53,6 +53,15 @@ export function createUpstream(name: string, config: UpstreamConfig, configDir: 
   });
 }
 
+/**
+ * How a call to an upstream broke, for metrics, logs and retries: `tls` (certificate refused, handshake
+ * failed) is a configuration fault that a retry cannot mend, unlike a refused connection or a reset.
+ */
+export function failureKind(err: NodeJS.ErrnoException): 'connect' | 'tls' | 'reset' {
+  if (err.code === 'ECONNREFUSED') return 'connect';
+  return /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(err.code ?? '') ? 'tls' : 'reset';
+}
+
 export function createUpstreams(configs: Record<string, UpstreamConfig>, configDir: string, deps: UpstreamDeps = {}): Map<string, Upstream> {
   return new Map(Object.entries(configs).map(([name, c]) => [name, createUpstream(name, c, configDir, deps)]));
 }

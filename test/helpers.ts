@@ -388,3 +388,62 @@ export function writePrincipalEchoPlugin(configFile: string): string {
   );
   return './principal-echo.mjs';
 }
+
+// ---- hostile-input and fault tests: raw sockets and metric samples ----
+
+export interface RawExchange {
+  /** Everything the server sent back. */
+  text: string;
+  /** Status of the first response, 0 when none came. */
+  status: number;
+  /** The server closed the connection (false: still open when the wait ended). */
+  closed: boolean;
+  ms: number;
+}
+
+/**
+ * Writes `parts` to a fresh TCP connection (a number pauses that many ms: slow clients) and collects the
+ * answer until the server closes or `timeoutMs` passes. For requests no HTTP client would send.
+ */
+export function rawSocket(url: string, parts: Array<string | Buffer | number>, timeoutMs = 3000): Promise<RawExchange> {
+  const { hostname, port } = new URL(url);
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let closed = false;
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      resolve({ text, status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0), closed, ms: Date.now() - started });
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      closed = true;
+      finish();
+    });
+    socket.on('connect', async () => {
+      for (const p of parts) {
+        if (socket.destroyed) return;
+        if (typeof p === 'number') await new Promise((r) => setTimeout(r, p));
+        else socket.write(p);
+      }
+    });
+  });
+}
+
+/** Sum of the samples of one Prometheus metric whose labels include `labels`, read from `${url}/metrics`. */
+export async function metricValue(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { createAjv } from '../ajv.ts';
 import type { GatewayConfig } from '../types.ts';
@@ -54,7 +55,7 @@ export function parseConfig(text: string, file: string): { config: GatewayConfig
   const issues: ConfigIssue[] = [];
   forbiddenKeys(raw, '', issues);
   if (issues.length) throw new ConfigError(file, issues);
-  const resolved = resolveSecrets(raw, issues);
+  const resolved = resolveSecrets(raw, issues, '', dirname(resolve(file)));
   if (issues.length) throw new ConfigError(file, issues);
   const valid = validateTop(resolved);
   return { config: resolved as GatewayConfig, issues: valid ? [] : ajvIssues(validateTop.errors) };

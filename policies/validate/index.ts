@@ -51,7 +51,9 @@ export function violationsOf(errors: ErrorObject[] | null | undefined, part: Par
     const key = `${pointer}\u0000${message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ in: part, pointer, message });
+    // Names in the pointer may be the client's own (an unknown property): sent back in URI-fragment form
+    // (RFC 6901 §6), so no markup or control character of the input is ever echoed as is.
+    out.push({ in: part, pointer: pointer.split('/').map(encodeURIComponent).join('/'), message });
   }
   return out;
 }
