@@ -283,3 +283,18 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
 }
 
 export type ProxyTarget = ReturnType<typeof createProxyTarget>;
+
+/**
+ * One proxy per upstream and mode, shared by the routes of a compiled config. http-proxy-middleware
+ * subscribes each instance to the server's 'close' event and never unsubscribes, so one instance per
+ * route would pile up listeners (and retain retired routers) with every reload. Keyed by the upstream
+ * object, which belongs to one compiled config, so a reload gets fresh proxies over its fresh agents.
+ */
+const shared = new WeakMap<Upstream, Map<boolean, ProxyTarget>>();
+export function proxyFor(opts: ProxyTargetOptions): ProxyTarget {
+  let byMode = shared.get(opts.upstream);
+  if (!byMode) shared.set(opts.upstream, (byMode = new Map()));
+  let proxy = byMode.get(opts.buffer);
+  if (!proxy) byMode.set(opts.buffer, (proxy = createProxyTarget(opts)));
+  return proxy;
+}

@@ -2,7 +2,7 @@ import { compile as compilePath } from 'path-to-regexp';
 import type { Logger } from 'winston';
 import { PolicyConfigError } from '../config/errors.ts';
 import type { Metrics } from '../metrics.ts';
-import { createProxyTarget } from '../proxy.ts';
+import { proxyFor } from '../proxy.ts';
 import type { Upstream } from '../upstreams.ts';
 import type { CompiledChain, RouteConfig, RouteTarget } from '../types.ts';
 
@@ -47,7 +47,7 @@ export function createSystemTarget(route: RouteConfig, target: { upstream: strin
   const upstream = ctx.upstreams.get(target.upstream);
   if (!upstream) throw new PolicyConfigError(`unknown upstream "${target.upstream}"`, 'upstream');
   const toPath = compileUpstreamPath(route, target.path);
-  const proxy = createProxyTarget({ upstream, buffer: ctx.chain.needsResponseBody, logger: ctx.logger, metrics: ctx.metrics });
+  const proxy = proxyFor({ upstream, buffer: ctx.chain.needsResponseBody, logger: ctx.logger, metrics: ctx.metrics });
   return {
     kind: 'proxy',
     prepare(ex) {
