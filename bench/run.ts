@@ -181,7 +181,7 @@ async function main(): Promise<void> {
             rss.push(m ? Math.round(Number(m[1]) / 1024) : -1);
             process.stderr.write(`  soak run ${i + 1}: RSS ${rss[i]} MB\n`);
           }
-          rows.push({ name: 'soak 3×60s full chain RSS after each run (MB)', path: rss.join(' / '), reqPerSec: 0, p50: 0, p99: 0, non2xx: 0, errors: 0, peakRssMb: peakRssMb(gw.child.pid!) });
+          rows.push({ name: `soak 3×60s full chain (bundle): RSS after each run ${rss.join(' / ')} MB`, path: paths.bundle, reqPerSec: 0, p50: 0, p99: 0, non2xx: 0, errors: 0, peakRssMb: peakRssMb(gw.child.pid!) });
         }
       }
       await stop(gw);

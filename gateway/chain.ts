@@ -23,21 +23,9 @@ export function buildChain(entries: Array<{ name: string; handler: PolicyHandler
   });
 }
 
-/** Runs onRequest in order; a throwing policy is recorded as the denier and its error propagates. */
-export async function runRequestPhase(chain: CompiledChain, ex: Exchange): Promise<void> {
-  for (const step of chain.request) {
-    try {
-      const r = step.run(ex);
-      if (r) await r;
-    } catch (err) {
-      ex.deniedBy ??= step.name;
-      throw toGatewayError(err);
-    }
-  }
-}
-
-export async function runResponsePhase(chain: CompiledChain, ex: Exchange, response: ResponseBody): Promise<void> {
-  for (const step of chain.response) {
+/** Runs the steps in order; a throwing policy is recorded as the denier and its error propagates. */
+async function runDenying(steps: ReadonlyArray<{ name: string; run(ex: Exchange, response?: ResponseBody): void | Promise<void> }>, ex: Exchange, response?: ResponseBody): Promise<void> {
+  for (const step of steps) {
     try {
       const r = step.run(ex, response);
       if (r) await r;
@@ -46,6 +34,14 @@ export async function runResponsePhase(chain: CompiledChain, ex: Exchange, respo
       throw toGatewayError(err);
     }
   }
+}
+
+export function runRequestPhase(chain: CompiledChain, ex: Exchange): Promise<void> {
+  return runDenying(chain.request, ex);
+}
+
+export function runResponsePhase(chain: CompiledChain, ex: Exchange, response: ResponseBody): Promise<void> {
+  return runDenying(chain.response as ReadonlyArray<{ name: string; run(ex: Exchange, response?: ResponseBody): void | Promise<void> }>, ex, response);
 }
 
 /** Log handlers never affect the response; a failing one is logged and the others still run. */
