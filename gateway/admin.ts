@@ -3,8 +3,9 @@ import http from 'node:http';
 import express, { type Express, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { CompiledGateway } from './config/compile.ts';
-import { RouteNotFound, Unauthorized } from './errors.ts';
+import { RouteNotFound, Unauthorized, Unprocessable } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import type { ReloadResult } from './reload.ts';
 import { writeProblem } from './problem.ts';
 
 export interface Readiness {
@@ -16,6 +17,12 @@ export interface OpsDeps {
   metrics: Metrics;
   readiness(): Promise<Readiness>;
   compiled(): CompiledGateway;
+}
+
+export interface AdminDeps extends OpsDeps {
+  token(): string | undefined;
+  /** Re-read and swap the config (gateway/reload.ts); a rejected file leaves the running one serving. */
+  reload(): Promise<ReloadResult>;
 }
 
 /**
@@ -77,10 +84,11 @@ function bearerMatches(header: string | undefined, token: string): boolean {
 }
 
 /**
- * The read-only admin app: health, metrics, and — only when `server.admin.token` is set — the admin API
- * behind that bearer token. The token is read per request so a reload can rotate it.
+ * The admin app: health, metrics, and — only when `server.admin.token` is set — the admin API behind that
+ * bearer token (read-only listing, plus a config reload). The token is read per request so a reload can
+ * rotate it.
  */
-export function createAdminApp(deps: OpsDeps & { token(): string | undefined }): Express {
+export function createAdminApp(deps: AdminDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -97,6 +105,13 @@ export function createAdminApp(deps: OpsDeps & { token(): string | undefined }):
   });
   app.get('/admin/routes', (_req, res) => {
     res.json(describeRoutes(deps.compiled()));
+  });
+  // The one write in the admin API: the same reload as SIGHUP, answered with its outcome. Issues name
+  // config paths and messages only — never values from the file.
+  app.post('/admin/reload', async (_req, res) => {
+    const result = await deps.reload();
+    if (result.ok) return void res.json(result);
+    writeProblem(res, new Unprocessable({ detail: 'The new config was rejected; the running config keeps serving', reason: 'config-invalid', extensions: { version: result.version, issues: result.issues } }));
   });
   app.use((_req: Request, res: Response) => writeProblem(res, new RouteNotFound()));
   return app;

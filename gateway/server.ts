@@ -17,6 +17,7 @@ import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness 
 import { createAuditRegistry, type AuditRegistry } from './audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { securityHeaders } from './security-headers.ts';
+import { reloadConfig } from './reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from './store/index.ts';
 import type { CompiledRoute, Exchange, GatewayConfig } from './types.ts';
@@ -312,7 +313,7 @@ export class Gateway {
   private async listenAdmin(): Promise<void> {
     const admin = this.compiled.config.server.admin;
     if (!admin) return;
-    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token });
+    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token, reload: () => reloadConfig(this, 'admin-api') });
     this.adminServer = await listenAdmin(app, admin.port, admin.host ?? '127.0.0.1');
     const addr = this.adminServer.address() as AddressInfo;
     this.logger.info('admin listening', { address: addr.address, port: addr.port, api: admin.token ? 'enabled' : 'disabled (no token)' });
