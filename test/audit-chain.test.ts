@@ -1,8 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -11,7 +10,7 @@ import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { auditFilesInOrder } from '../gateway/audit/sinks/file.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
 import { createMetrics } from '../gateway/metrics.ts';
-import { auditSection, captureLogger, readAuditRecords } from './helpers.ts';
+import { auditSection, captureLogger, readAuditRecords, tempDir } from './helpers.ts';
 
 const CLI = fileURLToPath(new URL('../gateway/cli.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -30,7 +29,7 @@ async function writeRun(dir: string, count: number, opts: { from?: number; maxBy
   return join(dir, 'audit.log');
 }
 
-const freshDir = () => mkdtempSync(join(tmpdir(), 'hcgw-audit-'));
+const freshDir = () => tempDir('hcgw-audit-');
 const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 const rewrite = (file: string, ls: string[]) => writeFileSync(file, `${ls.join('\n')}\n`);
 

@@ -1,13 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
 import { createMetrics, type Metrics } from '../gateway/metrics.ts';
-import { auditSection, captureLogger, deadPort, problem, startGateway, startUpstream, waitFor, type TestGateway, type TestUpstream } from './helpers.ts';
+import { auditSection, captureLogger, deadPort, problem, startGateway, startUpstream, waitFor, type TestGateway, type TestUpstream, tempDir } from './helpers.ts';
 
 const HASH_KEY = 'h'.repeat(32);
 const log = captureLogger();
@@ -23,7 +22,7 @@ async function counter(metrics: Metrics, name: string, labels: Record<string, st
 function trailWith(sinks: Array<Record<string, unknown>>, extra: { stdout?: PassThrough } = {}) {
   const metrics = createMetrics();
   const registry = createAuditRegistry({ logger: log.logger, metrics, stdout: extra.stdout });
-  const dir = mkdtempSync(join(tmpdir(), 'hcgw-audit-sink-'));
+  const dir = tempDir('hcgw-audit-sink-');
   const { trail } = registry.acquire(auditSection({ hashKey: HASH_KEY, flushIntervalMs: 5, sinks }), dir);
   const append = (n: number, from = 0) => {
     for (let i = 0; i < n; i++) trail.append({ n: from + i });
@@ -35,7 +34,7 @@ function trailWith(sinks: Array<Record<string, unknown>>, extra: { stdout?: Pass
 const receivedLines = (siem: TestUpstream) => siem.requests.flatMap((r) => r.body.split('\n').filter(Boolean));
 
 async function verifyLines(ls: string[]) {
-  const file = join(mkdtempSync(join(tmpdir(), 'hcgw-siem-')), 'received.log');
+  const file = join(tempDir('hcgw-siem-'), 'received.log');
   writeFileSync(file, `${ls.join('\n')}\n`);
   return verifyAuditFiles([file]);
 }
@@ -142,7 +141,7 @@ describe('audit sinks', () => {
   });
 
   test('a file sink that cannot be opened is counted and retried, not silently ignored', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hcgw-audit-blocked-'));
+    const dir = tempDir('hcgw-audit-blocked-');
     writeFileSync(join(dir, 'not-a-dir'), '');
     const t = trailWith([{ kind: 'file', path: join(dir, 'not-a-dir', 'audit.log'), maxBufferRecords: 2, retryInitialMs: 20, closeTimeoutMs: 100 }]);
     t.append(5);

@@ -1,8 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileConfig } from '../gateway/config/compile.ts';
 import { ConfigError } from '../gateway/config/errors.ts';
@@ -11,7 +10,7 @@ import { verifyAuditFiles } from '../gateway/audit/verify.ts';
 import { createLogger } from '../gateway/logger.ts';
 import { createMetrics } from '../gateway/metrics.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
-import { readAuditRecords, startSandboxGateway, waitFor, writeConfig, type SandboxGateway } from './helpers.ts';
+import { readAuditRecords, startSandboxGateway, waitFor, writeConfig, type SandboxGateway, tempDir } from './helpers.ts';
 
 const HASH_KEY = randomBytes(32).toString('base64url');
 process.env.HCGW_TEST_AUDIT_KEY = HASH_KEY;
@@ -88,7 +87,7 @@ describe('audit policy: one record per request, no PHI', () => {
   }
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'hcgw-audit-policy-'));
+    dir = tempDir('hcgw-audit-policy-');
     auditFile = join(dir, 'audit.log');
     writeFileSync(join(dir, 'audit-facts.mjs'), FACTS_PLUGIN);
     env = await startSandboxGateway(() => auditYaml(dir));

@@ -1,13 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fhirSeed } from '../gateway/sandbox/data.ts';
-import { problem, readAuditRecords, startSandboxGateway, waitFor, type SandboxGateway } from './helpers.ts';
+import { problem, readAuditRecords, startSandboxGateway, waitFor, type SandboxGateway, tempDir } from './helpers.ts';
 
 const AUDIT_KEY_ENV = 'HCGW_TEST_CONSENT_AUDIT_KEY';
-const dir = mkdtempSync(join(tmpdir(), 'hcgw-consent-'));
+const dir = tempDir('hcgw-consent-');
 const auditFile = join(dir, 'audit.log');
 const consentFile = join(dir, 'consents.json');
 

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,9 +9,21 @@ import { parseConfig } from '../gateway/config/load.ts';
 import { createLogger } from '../gateway/logger.ts';
 import { Gateway } from '../gateway/server.ts';
 
+const tempDirs: string[] = [];
+process.once('exit', () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the test process exits. */
+export function tempDir(prefix = 'hcgw-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
 /** Writes a YAML text to a fresh temp file (the gateway reads files, as in production). */
 export function writeConfig(yaml: string, name = 'routes.yaml'): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hcgw-test-'));
+  const dir = tempDir('hcgw-test-');
   const file = join(dir, name);
   writeFileSync(file, yaml);
   return file;

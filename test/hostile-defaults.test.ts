@@ -1,16 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SignJWT } from 'jose';
 import { ConfigError } from '../gateway/config/errors.ts';
 import { buildOpenApi } from '../gateway/openapi.ts';
-import { metricValue, problem, startGateway, writeConfig, type TestGateway } from './helpers.ts';
+import { metricValue, problem, startGateway, writeConfig, type TestGateway, tempDir } from './helpers.ts';
 
 /**
  * Secure defaults, each exercised for real: TLS to upstreams (private CA, client certificates), the
@@ -43,7 +42,7 @@ describe('TLS to upstreams: private CA and mTLS', () => {
   let gw: TestGateway;
   const served: string[] = [];
   before(async () => {
-    const file = makePki(mkdtempSync(join(tmpdir(), 'hcgw-pki-')));
+    const file = makePki(tempDir('hcgw-pki-'));
     server = https.createServer(
       { key: readFileSync(file('ehr-server.key')), cert: readFileSync(file('ehr-server.pem')), ca: readFileSync(file('hospital-ca.pem')), requestCert: true, rejectUnauthorized: true },
       (req, res) => {
@@ -168,7 +167,7 @@ describe('secrets from files (${file:...})', () => {
   const HS_SECRET = 'hs256-shared-secret-from-a-file-0123456789abcdef';
 
   test('relative and absolute ${file:} values are read (trimmed), used, and never shown', async () => {
-    const absolute = join(mkdtempSync(join(tmpdir(), 'hcgw-secret-')), 'hs-secret');
+    const absolute = join(tempDir('hcgw-secret-'), 'hs-secret');
     writeFileSync(absolute, `${HS_SECRET}\n`);
     const file = writeConfig(`
 version: 1

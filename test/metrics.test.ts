@@ -1,9 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestIssuer, deadPort, startGateway, startUpstream, waitFor, type TestGateway, type TestUpstream } from './helpers.ts';
+import { createTestIssuer, deadPort, startGateway, startUpstream, waitFor, type TestGateway, type TestUpstream, tempDir } from './helpers.ts';
 
 /** The value of one Prometheus sample whose labels include `labels` (0 when absent). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -33,7 +31,7 @@ describe('Prometheus metrics', () => {
     slow = await startUpstream((_req, res) => setTimeout(() => res.end('{}'), 2000).unref());
     const issuer = await createTestIssuer('metrics-idp');
     token = await issuer.mint({ clientId: 'app-1' });
-    const dir = mkdtempSync(join(tmpdir(), 'hcgw-metrics-'));
+    const dir = tempDir('hcgw-metrics-');
     gw = await startGateway(`
 version: 1
 identity: { issuers: [ ${issuer.yaml} ] }

@@ -1,8 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,7 +9,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../gateway/config/load.ts';
 import { buildOpenApi } from '../gateway/openapi.ts';
-import { writeConfig } from './helpers.ts';
+import { writeConfig, tempDir } from './helpers.ts';
 
 /** `hcgw openapi`: the governed surface of routes.yaml as an OpenAPI 3.1 document partners can generate clients from. */
 
@@ -52,7 +51,7 @@ const operations = (doc: Doc) => Object.entries(doc.paths as Record<string, Reco
 
 describe('hcgw openapi', () => {
   test('the sandbox routes.yaml exports a valid OpenAPI 3.1 document covering every route', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'hcgw-openapi-')), 'api.json');
+    const out = join(tempDir('hcgw-openapi-'), 'api.json');
     const r = await cli('routes.yaml', '--out', out, '--server', 'https://api.hospital.example');
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(readFileSync(out, 'utf8')) as Doc;
@@ -70,7 +69,7 @@ describe('hcgw openapi', () => {
   });
 
   test('YAML output, and the same document on stdout', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'hcgw-openapi-')), 'api.yaml');
+    const out = join(tempDir('hcgw-openapi-'), 'api.yaml');
     assert.equal((await cli('routes.yaml', '--out', out)).code, 0);
     const fromYaml = parseYaml(readFileSync(out, 'utf8')) as Doc;
     const fromStdout = JSON.parse((await cli('routes.yaml')).stdout) as Doc;
