@@ -37,7 +37,7 @@ export function runPrimary(opts: PrimaryOptions): void {
         void shutdown('crash-loop', 1);
         return;
       }
-      setTimeout(fork, Math.min(100 * recentCrashes.length, 2000));
+      setTimeout(() => stopping || fork(), Math.min(100 * recentCrashes.length, 2000));
     });
     return w;
   };
