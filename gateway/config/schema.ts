@@ -7,8 +7,6 @@ import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
 
-const duration = { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)$', description: 'Duration such as 500ms, 10s, 1m, 1h' };
-
 const upstream = {
   type: 'object',
   additionalProperties: false,

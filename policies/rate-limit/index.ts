@@ -6,7 +6,7 @@ import { PolicyConfigError } from '../../gateway/config/errors.ts';
 import { GatewayError, ServiceUnavailable, TooManyRequests } from '../../gateway/errors.ts';
 import type { Exchange, Policy, PolicyDecision } from '../../gateway/types.ts';
 import { createCounters, type Algorithm, type LimitSpec } from './counters.ts';
-import { DURATION_PATTERN, parseDuration } from './duration.ts';
+import { DURATION_PATTERN, parseDuration } from '../../gateway/duration.ts';
 import { compileKey, KEY_PARTS, type KeyPart } from './keys.ts';
 
 interface LimitConfig {
