@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import express, { type Request, type Response } from 'express';
@@ -72,6 +73,9 @@ function restartOnlyChanges(a: GatewayConfig, b: GatewayConfig): string[] {
   if (!isDeepStrictEqual(a.store, b.store)) out.push('store');
   return out;
 }
+
+/** How long a closing server waits for requests on connections it accepted just before it stopped. */
+const ACCEPT_GRACE_MS = 250;
 
 interface Generation {
   compiled: CompiledGateway;
@@ -374,7 +378,12 @@ export class Gateway {
     this.closing = true;
     for (const res of this.liveResponses) if (!res.headersSent) res.setHeader('Connection', 'close');
     const server = this.server;
-    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    // Stop accepting first (in a cluster this takes the worker out of the primary's rotation) without
+    // http.Server.close()'s immediate cut of idle sockets: a connection accepted a moment ago is "idle"
+    // until its request arrives, and cutting it would reset a request the client already sent. A short
+    // grace lets those requests arrive; the ones that do are drained like the rest.
+    const closed = server ? new Promise<void>((r) => net.Server.prototype.close.call(server, () => r())) : Promise.resolve();
+    await new Promise((r) => setTimeout(r, Math.min(ACCEPT_GRACE_MS, drainMs)));
     server?.closeIdleConnections();
     await this.drained(drainMs);
     server?.closeAllConnections();

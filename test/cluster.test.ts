@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { deadPort, startUpstream, waitFor, writeConfig, type TestUpstream } from './helpers.ts';
 
@@ -10,6 +11,18 @@ import { deadPort, startUpstream, waitFor, writeConfig, type TestUpstream } from
  * listens before an old one drains) without failing a request of a bounded load running through it.
  */
 const BIN = fileURLToPath(new URL('../bin/hcgw.js', import.meta.url));
+
+function getStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(0));
+      })
+      .on('error', () => resolve(0));
+  });
+}
 
 /** The cluster primary's live worker pids (Linux /proc). */
 function workerPids(primary: number): number[] {
@@ -69,13 +82,11 @@ routes:
     const listening = count('gateway listening');
     let stop = false;
     const outcomes: number[] = [];
-    // Keep-alive off: each request takes a fresh connection, as a load balancer's would during a roll.
+    // A fresh connection per request (agent: false): a keep-alive socket closed while idle can race a
+    // request the client is already sending, a property of HTTP/1.1 itself (clients retry those), not of
+    // the roll. What the roll must guarantee is that every new connection finds a listening worker.
     const client = async () => {
-      for (let i = 0; i < 400 && !stop; i++) {
-        const res = await fetch(url, { headers: { connection: 'close' } }).catch(() => undefined);
-        outcomes.push(res?.status ?? 0);
-        await res?.arrayBuffer();
-      }
+      for (let i = 0; i < 400 && !stop; i++) outcomes.push(await getStatus(url));
     };
     const load = Promise.all([client(), client(), client()]);
     await new Promise((r) => setTimeout(r, 200));
