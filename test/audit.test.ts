@@ -3,14 +3,8 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileConfig } from '../gateway/config/compile.ts';
-import { ConfigError } from '../gateway/config/errors.ts';
-import { loadConfigFile } from '../gateway/config/load.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
-import { createLogger } from '../gateway/logger.ts';
-import { createMetrics } from '../gateway/metrics.ts';
-import { createMemoryStore } from '../gateway/store/memory.ts';
-import { readAuditRecords, startSandboxGateway, waitFor, writeConfig, type SandboxGateway, tempDir } from './helpers.ts';
+import { configIssues, readAuditRecords, startSandboxGateway, waitFor, type SandboxGateway, tempDir } from './helpers.ts';
 
 const HASH_KEY = randomBytes(32).toString('base64url');
 process.env.HCGW_TEST_AUDIT_KEY = HASH_KEY;
@@ -227,15 +221,7 @@ describe('audit policy: one record per request, no PHI', () => {
 
 describe('audit config is checked at load', () => {
   async function issues(yaml: string): Promise<string[]> {
-    const file = writeConfig(yaml);
-    try {
-      const compiled = await compileConfig(await loadConfigFile(file), { logger: createLogger({ silent: true }), metrics: createMetrics(), store: createMemoryStore() });
-      await compiled.close();
-      return [];
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err));
-      return err.issues.map((i) => `${i.path}: ${i.message}`);
-    }
+    return configIssues(yaml);
   }
   const route = (policy: string) => `upstreams: { u: { url: "http://127.0.0.1:1" } }
 routes:

@@ -8,6 +8,8 @@ import winston from 'winston';
 import { parseConfig } from '../gateway/config/load.ts';
 import { createLogger } from '../gateway/logger.ts';
 import { Gateway } from '../gateway/server.ts';
+import { ConfigError } from '../gateway/config/errors.ts';
+import assert from 'node:assert/strict';
 
 const tempDirs: string[] = [];
 process.once('exit', () => {
@@ -40,6 +42,27 @@ export function captureLogger(level = 'debug') {
   });
   const logger = createLogger({ level, transports: [new winston.transports.Stream({ stream })] });
   return { logger, lines };
+}
+
+/**
+ * Compiles a config as `hcgw start` does (YAML text, or an already written file) and returns its issues
+ * as `path: message` lines: [] when it is valid. Anything but a ConfigError fails the test.
+ */
+export async function configIssues(config: string | { file: string }): Promise<string[]> {
+  const file = typeof config === 'string' ? writeConfig(config) : config.file;
+  try {
+    const gw = await Gateway.create({ file, logger: captureLogger().logger });
+    await gw.close();
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+}
+
+/** Every pattern must match one of the issues; a miss lists them all. */
+export function assertIssues(issues: string[], patterns: RegExp[]): void {
+  for (const re of patterns) assert.ok(issues.some((i) => re.test(i)), `${re} in\n${issues.join('\n')}`);
 }
 
 export interface TestGateway {

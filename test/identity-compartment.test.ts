@@ -1,9 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEhr, startIdp, type DevIdp, type UpstreamServer } from '../gateway/sandbox/index.ts';
-import { ConfigError } from '../gateway/config/errors.ts';
-import { Gateway } from '../gateway/server.ts';
-import { captureLogger, problem, startGateway, startUpstream, writeConfig, type TestGateway, type TestUpstream } from './helpers.ts';
+import { configIssues, problem, startGateway, startUpstream, writeConfig, type TestGateway, type TestUpstream } from './helpers.ts';
 
 const obs = (id: string, subject: unknown) => ({ resourceType: 'Observation', id, status: 'final', code: { text: 'x' }, ...(subject === undefined ? {} : { subject }) });
 const match = (resource: unknown) => ({ fullUrl: `http://up/${(resource as { id: string }).id}`, resource, search: { mode: 'match' } });
@@ -243,15 +241,7 @@ routes:
   - { id: a, layer: system, match: { path: /a }, target: { upstream: up, path: /a }, policies: [ { patient-compartment: {} } ] }
   - { id: b, layer: system, match: { path: /b }, fhir: { resourceType: Observation, interaction: read }, target: { upstream: up, path: /b }, policies: [ { patient-compartment: { foreignRead: teapot, searchParam: [x] } } ] }
 `);
-    const err = await Gateway.create({ file, logger: captureLogger().logger, port: 0 }).then(
-      async (g) => {
-        await g.close();
-        return undefined;
-      },
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof ConfigError);
-    const text = err.issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+    const text = (await configIssues({ file })).join('\n');
     assert.match(text, /routes\[0\]\.policies\[0\]\.patient-compartment: patient-compartment needs the route's `fhir/);
     assert.match(text, /routes\[1\]\.policies\[0\]\.patient-compartment\.foreignRead: must be one of: forbidden, not-found/);
     assert.match(text, /routes\[1\]\.policies\[0\]\.patient-compartment\.searchParam: unknown key/);

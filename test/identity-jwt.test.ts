@@ -3,9 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { generateKeyPair, exportSPKI, exportJWK, SignJWT, base64url, type CryptoKey } from 'jose';
 import { startIdp, type DevIdp } from '../gateway/sandbox/index.ts';
-import { ConfigError } from '../gateway/config/errors.ts';
-import { Gateway } from '../gateway/server.ts';
-import { captureLogger, deadPort, problem, startGateway, startUpstream, writeConfig, writePrincipalEchoPlugin, type TestGateway, type TestUpstream } from './helpers.ts';
+import { configIssues, deadPort, problem, startGateway, startUpstream, writeConfig, writePrincipalEchoPlugin, type TestGateway, type TestUpstream } from './helpers.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -262,14 +260,7 @@ upstreams:
 routes:
   - { id: r, layer: system, match: { path: /r }, target: { upstream: up, path: /r }, policies: [ { jwt: { issuers: ${issuers} } } ] }
 `);
-    try {
-      const gw = await Gateway.create({ file, logger: captureLogger().logger, port: 0 });
-      await gw.close();
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err));
-      return err.issues.map((i) => `${i.path}: ${i.message}`).join('\n');
-    }
-    return '';
+    return (await configIssues({ file })).join('\n');
   };
 
   test('a private key, a symmetric JWK or a non-key in `keys` is named', async () => {

@@ -1,8 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../gateway/config/errors.ts';
-import { Gateway } from '../gateway/server.ts';
-import { captureLogger, createTestIssuer, problem, startGateway, startUpstream, writeConfig, type TestGateway, type TestIssuer, type TestUpstream } from './helpers.ts';
+import { configIssues, createTestIssuer, problem, startGateway, startUpstream, writeConfig, type TestGateway, type TestIssuer, type TestUpstream } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -165,14 +163,7 @@ routes:
     policies:
       - rate-limit: ${policy}
 `);
-    try {
-      const gw = await Gateway.create({ file, logger: captureLogger().logger });
-      await gw.close();
-      return [];
-    } catch (err) {
-      assert.ok(err instanceof ConfigError, String(err));
-      return err.issues.map((i) => `${i.path}: ${i.message}`);
-    }
+    return configIssues({ file });
   };
   const at = 'routes[0].policies[0].rate-limit'.replace(/[.[\]]/g, '\\$&');
 
