@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey, type ProtectedHeaderParameters } from 'jose';
 import { ServiceUnavailable, type GatewayError } from '../../gateway/errors.ts';
 import { invalidToken, type TrustedIssuer } from '../../gateway/identity.ts';
 import { IntrospectionUnavailable, type IntrospectionDeps } from '../../gateway/introspection.ts';
@@ -59,14 +59,14 @@ const verifiedCache = new WeakMap<TrustedIssuer, Map<string, VerifiedEntry>>();
  * A cache hit: the payload if the entry still holds, or else the key the resolver yields now (so a
  * miss does not resolve — and maybe fetch — the keys a second time).
  */
-async function cachedVerification(token: string, issuer: TrustedIssuer, now: number): Promise<{ payload?: JWTPayload; key?: unknown } | undefined> {
+async function cachedVerification(token: string, header: ProtectedHeaderParameters, issuer: TrustedIssuer, now: number): Promise<{ payload?: JWTPayload; key?: unknown } | undefined> {
   const hit = verifiedCache.get(issuer)?.get(token);
   if (!hit) return undefined;
   const tolerance = issuer.config.clockToleranceSec ?? 30;
   const { exp, nbf } = hit.payload;
   if (typeof exp !== 'number' || exp <= now / 1000 - tolerance || (typeof nbf === 'number' && nbf > now / 1000 + tolerance)) return undefined;
   try {
-    const key = await issuer.getKey!(decodeProtectedHeader(token) as never, { payload: '', signature: '' } as never);
+    const key = await issuer.getKey!(header as never, { payload: '', signature: '' } as never);
     return key === hit.key ? { payload: hit.payload } : { key };
   } catch {
     return undefined; // the key is gone: verify from scratch (and fail there, with the right reason)
@@ -80,8 +80,8 @@ function remember(token: string, issuer: TrustedIssuer, payload: JWTPayload, key
   cache.set(token, { payload, key });
 }
 
-async function verifyWith(token: string, issuer: TrustedIssuer, now: number): Promise<JWTPayload> {
-  const cached = await cachedVerification(token, issuer, now);
+async function verifyWith(token: string, header: ProtectedHeaderParameters, issuer: TrustedIssuer, now: number): Promise<JWTPayload> {
+  const cached = await cachedVerification(token, header, issuer, now);
   if (cached?.payload) return cached.payload;
   const opts = options(issuer, now);
   try {
@@ -114,10 +114,10 @@ async function verifyWith(token: string, issuer: TrustedIssuer, now: number): Pr
  */
 export async function verifyJwt(token: string, trusted: readonly TrustedIssuer[], now: number): Promise<Verified> {
   let iss: unknown;
-  let alg: unknown;
+  let header: ProtectedHeaderParameters;
   try {
     iss = decodeJwt(token).iss;
-    alg = decodeProtectedHeader(token).alg;
+    header = decodeProtectedHeader(token);
   } catch {
     throw invalidToken('malformed', 'The access token is malformed');
   }
@@ -125,12 +125,12 @@ export async function verifyJwt(token: string, trusted: readonly TrustedIssuer[]
   if (!candidates.length) throw invalidToken('untrusted-issuer', 'The token issuer is not trusted for this route');
   let failure: unknown;
   for (const issuer of candidates) {
-    if (typeof alg !== 'string' || !issuer.config.algorithms.includes(alg)) {
+    if (typeof header.alg !== 'string' || !issuer.config.algorithms.includes(header.alg)) {
       failure = new joseErrors.JOSEAlgNotAllowed('algorithm not allowed');
       continue;
     }
     try {
-      return { claims: await verifyWith(token, issuer, now), issuer };
+      return { claims: await verifyWith(token, header, issuer, now), issuer };
     } catch (err) {
       failure = err;
     }
