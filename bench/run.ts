@@ -125,7 +125,7 @@ async function gateway(yaml: string, name: string, workers = 1): Promise<Proc> {
   const file = join(TMP, `${name}.yaml`);
   writeFileSync(file, yaml);
   const port = 18000 + Math.floor(Math.random() * 2000);
-  return startChild(['dist/gateway/cli.js', 'start', '--config', file, '--port', String(port), '--workers', String(workers)], { port });
+  return startChild(['dist/gateway/cli/index.js', 'start', '--config', file, '--port', String(port), '--workers', String(workers)], { port });
 }
 
 async function main(): Promise<void> {

@@ -4,11 +4,11 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const source = fileURLToPath(new URL('../gateway/cli.ts', import.meta.url));
+const source = fileURLToPath(new URL('../gateway/cli/index.ts', import.meta.url));
 if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import('../gateway/cli.ts');
+  await import('../gateway/cli/index.ts');
 } else {
-  await import('../dist/gateway/cli.js');
+  await import('../dist/gateway/cli/index.js');
 }

@@ -9,10 +9,10 @@ import { GENESIS, recordHash } from '../gateway/audit/chain.ts';
 import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { auditFilesInOrder } from '../gateway/audit/sinks/file.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
-import { createMetrics } from '../gateway/metrics.ts';
+import { createMetrics } from '../gateway/ops/metrics.ts';
 import { auditSection, captureLogger, readAuditRecords, tempDir } from './helpers.ts';
 
-const CLI = fileURLToPath(new URL('../gateway/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../gateway/cli/index.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HASH_KEY = 'k'.repeat(32);
 

@@ -13,7 +13,7 @@ const SIGTERM_AFTER = 80;
 
 /** `hcgw start` as an operator runs it; resolves with the port from its 'gateway listening' log line. */
 function startCli(config: string): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', 'start', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli/index.ts', 'start', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

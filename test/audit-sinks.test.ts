@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
-import { createMetrics, type Metrics } from '../gateway/metrics.ts';
+import { createMetrics, type Metrics } from '../gateway/ops/metrics.ts';
 import { auditSection, captureLogger, deadPort, problem, startGateway, startUpstream, waitFor, type TestGateway, type TestUpstream, tempDir } from './helpers.ts';
 
 const HASH_KEY = 'h'.repeat(32);

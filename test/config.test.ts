@@ -6,8 +6,8 @@ import { dirname, join } from 'node:path';
 import { compileConfig } from '../gateway/config/compile.ts';
 import { ConfigError } from '../gateway/config/errors.ts';
 import { loadConfigFile } from '../gateway/config/load.ts';
-import { createLogger } from '../gateway/logger.ts';
-import { createMetrics } from '../gateway/metrics.ts';
+import { createLogger } from '../gateway/ops/logger.ts';
+import { createMetrics } from '../gateway/ops/metrics.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
 import { writeConfig } from './helpers.ts';
 

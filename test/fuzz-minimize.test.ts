@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { compileGetter, isPlainObject } from '../gateway/json-path.ts';
+import { compileGetter, isPlainObject } from '../gateway/lib/json-path.ts';
 import { applyTree, compileSelectors, createPseudonymizer, type Selector } from '../policies/minimize/fields.ts';
 
 /**

@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { createRouter } from '../gateway/router.ts';
+import { createRouter } from '../gateway/pipeline/router.ts';
 import { compileUpstreamPath } from '../gateway/targets/system.ts';
-import type { CompiledRoute, RouteConfig } from '../gateway/types.ts';
+import type { CompiledRoute, RouteConfig } from '../gateway/sdk/types.ts';
 
 /**
  * Property-based pass over the path matcher and the upstream path built from its params: whatever the

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { parseConfig } from '../gateway/config/load.ts';
-import { createLogger } from '../gateway/logger.ts';
-import { Gateway } from '../gateway/server.ts';
+import { createLogger } from '../gateway/ops/logger.ts';
+import { Gateway } from '../gateway/http/server.ts';
 import { ConfigError } from '../gateway/config/errors.ts';
 import assert from 'node:assert/strict';
 
@@ -329,7 +329,7 @@ export async function spawnGateway(file: string, timeoutMs = 30_000): Promise<Ga
 
 // ---- Audit trail (audit tests) ----
 import { existsSync, readFileSync } from 'node:fs';
-import { createAjv } from '../gateway/ajv.ts';
+import { createAjv } from '../gateway/lib/ajv.ts';
 import { auditSectionSchema, type AuditConfig } from '../gateway/audit/schema.ts';
 
 const validateAuditSection = createAjv({ useDefaults: true }).compile(auditSectionSchema);

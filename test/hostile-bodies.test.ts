@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../gateway/config/errors.ts';
-import { MAX_JSON_DEPTH } from '../gateway/json-depth.ts';
+import { MAX_JSON_DEPTH } from '../gateway/lib/json-depth.ts';
 import { parseConfig, problem, rawSocket, startSandboxGateway, type SandboxGateway } from './helpers.ts';
 
 /**

@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { SignJWT } from 'jose';
 import { ConfigError } from '../gateway/config/errors.ts';
-import { buildOpenApi } from '../gateway/openapi.ts';
+import { buildOpenApi } from '../gateway/cli/openapi.ts';
 import { metricValue, problem, startGateway, writeConfig, type TestGateway, tempDir } from './helpers.ts';
 
 /**

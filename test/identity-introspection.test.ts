@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createClient } from 'redis';
-import { Gateway } from '../gateway/server.ts';
+import { Gateway } from '../gateway/http/server.ts';
 import {
   captureLogger,
   deadPort,

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../gateway/config/load.ts';
-import { buildOpenApi } from '../gateway/openapi.ts';
+import { buildOpenApi } from '../gateway/cli/openapi.ts';
 import { writeConfig, tempDir } from './helpers.ts';
 
 /** `hcgw openapi`: the governed surface of routes.yaml as an OpenAPI 3.1 document partners can generate clients from. */

@@ -5,7 +5,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../gateway/config/errors.ts';
-import { reloadConfig, watchConfig } from '../gateway/reload.ts';
+import { reloadConfig, watchConfig } from '../gateway/ops/reload.ts';
 import { startGateway, startUpstream, waitFor, writeConfig, type TestGateway, type TestUpstream } from './helpers.ts';
 
 /** A plugin whose close() is observable: proves when a retired router is closed. */
@@ -199,7 +199,7 @@ describe('hot reload in process', () => {
 
 /** `hcgw start` in its own process, as operators run it; resolves once it logged its port. */
 async function startCli(file: string, args: string[] = []): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
-  const cli = fileURLToPath(new URL('../gateway/cli.ts', import.meta.url));
+  const cli = fileURLToPath(new URL('../gateway/cli/index.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '--config', file, '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HCGW_LOG_LEVEL: 'info' },

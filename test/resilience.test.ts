@@ -1,6 +1,6 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffMs, createCircuitBreaker } from '../gateway/resilience.ts';
+import { backoffMs, createCircuitBreaker } from '../gateway/upstream/resilience.ts';
 import { EPHEMERAL_PORTS, startSandbox, type Sandbox } from '../gateway/sandbox/index.ts';
 import { problem, startGateway, startUpstream, waitFor, type TestGateway, type TestUpstream } from './helpers.ts';
 

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { ConsentDecision, Exchange, FhirInteraction, PolicyDecision } from '../types.ts';
+import type { ConsentDecision, Exchange, FhirInteraction, PolicyDecision } from '../sdk/types.ts';
 
 /**
  * One audit record per request, shaped after FHIR AuditEvent (type/subtype/action/recorded/outcome/agent/

@@ -1,18 +1,18 @@
 import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
-import { createAjv } from '../ajv.ts';
-import { buildChain } from '../chain.ts';
-import { createIdentityRegistry } from '../identity.ts';
-import type { Metrics } from '../metrics.ts';
-import { loadPolicies } from '../registry.ts';
-import { createRouter, type Router } from '../router.ts';
-import { createSharedResources } from '../shared.ts';
+import { createAjv } from '../lib/ajv.ts';
+import { buildChain } from '../pipeline/chain.ts';
+import { createIdentityRegistry } from '../identity/registry.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { loadPolicies } from './registry.ts';
+import { createRouter, type Router } from '../pipeline/router.ts';
+import { createSharedResources } from '../pipeline/shared.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
-import { closeUpstreams, createUpstreams } from '../upstreams.ts';
-import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../types.ts';
+import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
+import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
 

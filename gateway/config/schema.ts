@@ -4,7 +4,7 @@
  * each policy's own `configSchema`, so here a policy entry is only "an object with one key".
  */
 import { auditSectionSchema } from '../audit/schema.ts';
-import { projectionSchema } from '../projection.ts';
+import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
 
 const upstream = {

@@ -1,5 +1,5 @@
 import type { Logger } from 'winston';
-import type { StoreConfig } from '../types.ts';
+import type { StoreConfig } from '../sdk/types.ts';
 import { createMemoryStore } from './memory.ts';
 import { createRedisStore, type RedisStore } from './redis.ts';
 import type { Store } from './types.ts';

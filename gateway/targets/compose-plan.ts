@@ -1,6 +1,6 @@
 import { joinPath, PolicyConfigErrors, type ConfigIssue } from '../config/errors.ts';
-import type { Upstream } from '../upstreams.ts';
-import type { RouteConfig } from '../types.ts';
+import type { Upstream } from '../upstream/upstreams.ts';
+import type { RouteConfig } from '../sdk/types.ts';
 import type { TargetContext } from './system.ts';
 import { compileMapping, compileUrlPath, compileValue, namesUnder, readsRoot, TemplateError, type Render, type TemplateUse } from './template.ts';
 

@@ -1,10 +1,10 @@
 import { PolicyConfigError } from '../config/errors.ts';
-import { BadGateway, BadRequest, ResourceNotFound, UnsupportedMediaType } from '../errors.ts';
-import { isPlainObject } from '../json-path.ts';
-import { compileProjection, type ProjectionFields } from '../projection.ts';
-import { isJsonType, sendBufferedJson } from '../respond.ts';
-import type { Exchange, ResponseBody, RouteConfig } from '../types.ts';
-import { callUpstream } from '../upstream-client.ts';
+import { BadGateway, BadRequest, ResourceNotFound, UnsupportedMediaType } from '../sdk/errors.ts';
+import { isPlainObject } from '../lib/json-path.ts';
+import { compileProjection, type ProjectionFields } from '../lib/projection.ts';
+import { isJsonType, sendBufferedJson } from '../http/respond.ts';
+import type { Exchange, ResponseBody, RouteConfig } from '../sdk/types.ts';
+import { callUpstream } from '../upstream/client.ts';
 import { createComposeSource, processTargetSchema } from './process.ts';
 import { compileUpstreamPath, systemTargetSchema, type Target, type TargetContext } from './system.ts';
 

@@ -1,5 +1,5 @@
 import { PolicyConfigError } from '../config/errors.ts';
-import type { GatewayConfig, Layer, RouteConfig } from '../types.ts';
+import type { GatewayConfig, Layer, RouteConfig } from '../sdk/types.ts';
 import { createSystemTarget, systemTargetSchema, type Target, type TargetContext } from './system.ts';
 import { createExperienceTarget, experienceTargetSchema } from './experience.ts';
 import { createProcessTarget, processTargetSchema } from './process.ts';

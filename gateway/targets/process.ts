@@ -8,11 +8,11 @@ import {
   UnsupportedMediaType,
   Unprocessable,
   toGatewayError,
-} from '../errors.ts';
-import { ABORTED } from '../resilience.ts';
-import { isJsonType, sendBufferedJson } from '../respond.ts';
-import { callUpstream } from '../upstream-client.ts';
-import type { Exchange, Principal, ResponseBody, RouteConfig } from '../types.ts';
+} from '../sdk/errors.ts';
+import { ABORTED } from '../upstream/resilience.ts';
+import { isJsonType, sendBufferedJson } from '../http/respond.ts';
+import { callUpstream } from '../upstream/client.ts';
+import type { Exchange, Principal, ResponseBody, RouteConfig } from '../sdk/types.ts';
 import { compilePlan, type Plan, type ProcessTargetConfig, type Step } from './compose-plan.ts';
 import type { Target, TargetContext } from './system.ts';
 import type { TemplateScope } from './template.ts';

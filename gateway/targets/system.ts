@@ -1,10 +1,10 @@
 import { compile as compilePath } from 'path-to-regexp';
 import type { Logger } from 'winston';
 import { PolicyConfigError } from '../config/errors.ts';
-import type { Metrics } from '../metrics.ts';
-import { proxyFor } from '../proxy.ts';
-import type { Upstream } from '../upstreams.ts';
-import type { CompiledChain, RouteConfig, RouteTarget } from '../types.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { proxyFor } from '../upstream/proxy.ts';
+import type { Upstream } from '../upstream/upstreams.ts';
+import type { CompiledChain, RouteConfig, RouteTarget } from '../sdk/types.ts';
 
 export type Target = RouteTarget;
 

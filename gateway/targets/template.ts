@@ -1,9 +1,9 @@
 import { joinPath, type ConfigIssue } from '../config/errors.ts';
-import { compileGetter, isPlainObject, parsePath, PathSyntaxError, type Getter } from '../json-path.ts';
+import { compileGetter, isPlainObject, parsePath, PathSyntaxError, type Getter } from '../lib/json-path.ts';
 
 /**
  * The composer's template language: `{{ path }}` or `{{ path | id }}` inside strings, where `path` is a
- * field path (gateway/json-path.ts: `steps.claims.body.data[0].id`) starting at one of the roots below.
+ * field path (gateway/lib/json-path.ts: `steps.claims.body.data[0].id`) starting at one of the roots below.
  * Templates are parsed once at config load into getters; rendering only reads own properties, so no
  * expression can evaluate code or reach a prototype.
  */

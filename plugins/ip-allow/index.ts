@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
-import { Forbidden } from '../../gateway/errors.ts';
+import { Forbidden } from '../../gateway/sdk/errors.ts';
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import type { Policy } from '../../gateway/types.ts';
+import type { Policy } from '../../gateway/sdk/types.ts';
 
 export interface IpAllowConfig {
   allow: string[];

@@ -1,7 +1,7 @@
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
 import { createRecordBuilder } from '../../gateway/audit/record.ts';
-import { ServiceUnavailable } from '../../gateway/errors.ts';
-import type { Policy, PolicyHandler } from '../../gateway/types.ts';
+import { ServiceUnavailable } from '../../gateway/sdk/errors.ts';
+import type { Policy, PolicyHandler } from '../../gateway/sdk/types.ts';
 
 export interface AuditPolicyConfig {
   hashSubject: 'patient-context' | 'always';

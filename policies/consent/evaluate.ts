@@ -1,5 +1,5 @@
-import type { FhirResource } from '../../gateway/fhir-bundle.ts';
-import { isPlainObject } from '../../gateway/json-path.ts';
+import type { FhirResource } from '../../gateway/lib/fhir-bundle.ts';
+import { isPlainObject } from '../../gateway/lib/json-path.ts';
 
 /**
  * FHIR R4 Consent evaluation (privacy consents). A consent's root provision sets the base rule; each

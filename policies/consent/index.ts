@@ -1,9 +1,9 @@
 import { Counter } from 'prom-client';
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { Forbidden, InternalError, ServiceUnavailable } from '../../gateway/errors.ts';
-import { mapResources, patientIdFrom, patientOf, requestJsonFromUpstream, resourcesIn } from '../../gateway/fhir-bundle.ts';
-import { purposeOf } from '../../gateway/purpose-of-use.ts';
-import type { ConsentDecision, Exchange, Policy, PolicyContext, PolicyHandler, Principal } from '../../gateway/types.ts';
+import { Forbidden, InternalError, ServiceUnavailable } from '../../gateway/sdk/errors.ts';
+import { mapResources, patientIdFrom, patientOf, requestJsonFromUpstream, resourcesIn } from '../../gateway/lib/fhir-bundle.ts';
+import { purposeOf } from '../../gateway/lib/purpose-of-use.ts';
+import type { ConsentDecision, Exchange, Policy, PolicyContext, PolicyHandler, Principal } from '../../gateway/sdk/types.ts';
 import { evaluateAll, factsOf, type AccessContext, type Consent, type Decision } from './evaluate.ts';
 import { fileConsentSource, upstreamConsentSource, type ConsentSource } from './source.ts';
 

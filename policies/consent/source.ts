@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { isBundle, isResource, patientOf } from '../../gateway/fhir-bundle.ts';
-import type { Metrics } from '../../gateway/metrics.ts';
-import type { Exchange } from '../../gateway/types.ts';
-import { callUpstream } from '../../gateway/upstream-client.ts';
-import type { Upstream } from '../../gateway/upstreams.ts';
+import { isBundle, isResource, patientOf } from '../../gateway/lib/fhir-bundle.ts';
+import type { Metrics } from '../../gateway/ops/metrics.ts';
+import type { Exchange } from '../../gateway/sdk/types.ts';
+import { callUpstream } from '../../gateway/upstream/client.ts';
+import type { Upstream } from '../../gateway/upstream/upstreams.ts';
 import type { Consent } from './evaluate.ts';
 
 /** Where a patient's Consent resources come from. Rejects when they cannot be determined. */

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { BadRequest, Conflict, GatewayError, ServiceUnavailable, Unprocessable } from '../../gateway/errors.ts';
-import type { Exchange, Policy, PolicyHandler, ResponseBody } from '../../gateway/types.ts';
-import { DURATION_PATTERN, parseDuration } from '../../gateway/duration.ts';
+import { BadRequest, Conflict, GatewayError, ServiceUnavailable, Unprocessable } from '../../gateway/sdk/errors.ts';
+import type { Exchange, Policy, PolicyHandler, ResponseBody } from '../../gateway/sdk/types.ts';
+import { DURATION_PATTERN, parseDuration } from '../../gateway/lib/duration.ts';
 import { decodeRecord, type DoneRecord, type StoredRecord } from './record.ts';
 
 export interface IdempotencyConfig {

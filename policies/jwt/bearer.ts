@@ -1,6 +1,6 @@
-import { BadRequest, Unauthorized } from '../../gateway/errors.ts';
-import { BEARER_CHALLENGE, invalidToken } from '../../gateway/identity.ts';
-import type { Exchange } from '../../gateway/types.ts';
+import { BadRequest, Unauthorized } from '../../gateway/sdk/errors.ts';
+import { BEARER_CHALLENGE, invalidToken } from '../../gateway/identity/registry.ts';
+import type { Exchange } from '../../gateway/sdk/types.ts';
 
 /** RFC 6750 §2.1 b64token, with optional padding. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;

@@ -1,7 +1,7 @@
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { GatewayError } from '../../gateway/errors.ts';
-import { principalFrom, type TrustedIssuer } from '../../gateway/identity.ts';
-import type { Policy } from '../../gateway/types.ts';
+import { GatewayError } from '../../gateway/sdk/errors.ts';
+import { principalFrom, type TrustedIssuer } from '../../gateway/identity/registry.ts';
+import type { Policy } from '../../gateway/sdk/types.ts';
 import { bearerToken, looksLikeJwt } from './bearer.ts';
 import { introspectToken, verifyJwt } from './verify.ts';
 

@@ -1,7 +1,7 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey, type ProtectedHeaderParameters } from 'jose';
-import { ServiceUnavailable, type GatewayError } from '../../gateway/errors.ts';
-import { invalidToken, type TrustedIssuer } from '../../gateway/identity.ts';
-import { IntrospectionUnavailable, type IntrospectionDeps } from '../../gateway/introspection.ts';
+import { ServiceUnavailable, type GatewayError } from '../../gateway/sdk/errors.ts';
+import { invalidToken, type TrustedIssuer } from '../../gateway/identity/registry.ts';
+import { IntrospectionUnavailable, type IntrospectionDeps } from '../../gateway/identity/introspection.ts';
 
 export interface Verified {
   claims: Record<string, unknown>;

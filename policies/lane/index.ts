@@ -1,6 +1,6 @@
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { ServiceUnavailable } from '../../gateway/errors.ts';
-import type { Policy, SharedKey } from '../../gateway/types.ts';
+import { ServiceUnavailable } from '../../gateway/sdk/errors.ts';
+import type { Policy, SharedKey } from '../../gateway/sdk/types.ts';
 import { Lane, LaneRefusal, type LaneOptions } from './lane.ts';
 
 export type LaneConfig = LaneOptions;

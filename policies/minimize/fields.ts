@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { isPlainObject, parsePath } from '../../gateway/json-path.ts';
+import { isPlainObject, parsePath } from '../../gateway/lib/json-path.ts';
 
 export type Transform = 'mask' | 'hash';
 export type Selector = string | { field: string; transform: Transform };

@@ -1,9 +1,9 @@
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { Forbidden, BadRequest, InternalError } from '../../gateway/errors.ts';
-import { isBundle, isResource, mapBundle, requestJsonFromUpstream, type FhirResource } from '../../gateway/fhir-bundle.ts';
-import { isPlainObject } from '../../gateway/json-path.ts';
-import { PURPOSE_OF_USE_CODES, purposeOf } from '../../gateway/purpose-of-use.ts';
-import type { Exchange, Policy, PolicyHandler, Principal } from '../../gateway/types.ts';
+import { Forbidden, BadRequest, InternalError } from '../../gateway/sdk/errors.ts';
+import { isBundle, isResource, mapBundle, requestJsonFromUpstream, type FhirResource } from '../../gateway/lib/fhir-bundle.ts';
+import { isPlainObject } from '../../gateway/lib/json-path.ts';
+import { PURPOSE_OF_USE_CODES, purposeOf } from '../../gateway/lib/purpose-of-use.ts';
+import type { Exchange, Policy, PolicyHandler, Principal } from '../../gateway/sdk/types.ts';
 import { applyTree, compileSelectors, createPseudonymizer, type FieldTree, type Pseudonymizer } from './fields.ts';
 import { compiledProfile, type CompiledProfile, type MinimizationConfig } from './profiles.ts';
 

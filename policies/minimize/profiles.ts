@@ -1,6 +1,6 @@
 import { compileSelectors, type FieldTree, type Selector } from './fields.ts';
 
-/** Selector paths: like gateway/json-path.ts paths, but `[]` only (an index selects nothing meaningful). */
+/** Selector paths: like gateway/lib/json-path.ts paths, but `[]` only (an index selects nothing meaningful). */
 const SELECTOR_PATTERN = '^[A-Za-z_$][A-Za-z0-9_$-]*(\\[\\])?(\\.[A-Za-z_$][A-Za-z0-9_$-]*(\\[\\])?)*$';
 
 const selector = {

@@ -1,8 +1,8 @@
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { BadGateway, Forbidden, ResourceNotFound } from '../../gateway/errors.ts';
-import { requirePrincipal } from '../../gateway/identity.ts';
-import { callUpstream } from '../../gateway/upstream-client.ts';
-import type { Exchange, FhirInteraction, Policy, PolicyContext, PolicyHandler } from '../../gateway/types.ts';
+import { BadGateway, Forbidden, ResourceNotFound } from '../../gateway/sdk/errors.ts';
+import { requirePrincipal } from '../../gateway/identity/registry.ts';
+import { callUpstream } from '../../gateway/upstream/client.ts';
+import type { Exchange, FhirInteraction, Policy, PolicyContext, PolicyHandler } from '../../gateway/sdk/types.ts';
 import { FHIR_ID } from './references.ts';
 import { checkPatch, checkPathParams, checkWrittenResource, confineSearch, keepResponsesInspectable, type CompartmentRules } from './request.ts';
 import { filterForPatient, type FilterRules } from './response.ts';

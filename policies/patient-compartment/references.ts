@@ -1,5 +1,5 @@
-import { isPlainObject } from '../../gateway/json-path.ts';
-import type { FhirResource } from '../../gateway/fhir-bundle.ts';
+import { isPlainObject } from '../../gateway/lib/json-path.ts';
+import type { FhirResource } from '../../gateway/lib/fhir-bundle.ts';
 
 /** FHIR id syntax; anything else cannot name a patient. */
 export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;

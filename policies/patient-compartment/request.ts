@@ -1,7 +1,7 @@
-import { BadRequest, Forbidden, UnsupportedMediaType } from '../../gateway/errors.ts';
-import { isResource } from '../../gateway/fhir-bundle.ts';
-import { refuseSearchBody, splitValues } from '../../gateway/fhir-search.ts';
-import type { Exchange } from '../../gateway/types.ts';
+import { BadRequest, Forbidden, UnsupportedMediaType } from '../../gateway/sdk/errors.ts';
+import { isResource } from '../../gateway/lib/fhir-bundle.ts';
+import { refuseSearchBody, splitValues } from '../../gateway/lib/fhir-search.ts';
+import type { Exchange } from '../../gateway/sdk/types.ts';
 import { ownership, patientIdOf } from './references.ts';
 
 export interface CompartmentRules {

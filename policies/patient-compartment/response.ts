@@ -1,5 +1,5 @@
-import { isBundle, mapBundle, type FhirResource } from '../../gateway/fhir-bundle.ts';
-import { isPlainObject } from '../../gateway/json-path.ts';
+import { isBundle, mapBundle, type FhirResource } from '../../gateway/lib/fhir-bundle.ts';
+import { isPlainObject } from '../../gateway/lib/json-path.ts';
 import { ownership } from './references.ts';
 
 export interface FilterRules {

@@ -3,10 +3,10 @@ import type { Request, Response } from 'express';
 import { rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import type { Logger } from 'winston';
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { GatewayError, ServiceUnavailable, TooManyRequests } from '../../gateway/errors.ts';
-import type { Exchange, Policy, PolicyDecision } from '../../gateway/types.ts';
+import { GatewayError, ServiceUnavailable, TooManyRequests } from '../../gateway/sdk/errors.ts';
+import type { Exchange, Policy, PolicyDecision } from '../../gateway/sdk/types.ts';
 import { createCounters, type Algorithm, type LimitSpec } from './counters.ts';
-import { DURATION_PATTERN, parseDuration } from '../../gateway/duration.ts';
+import { DURATION_PATTERN, parseDuration } from '../../gateway/lib/duration.ts';
 import { compileKey, KEY_PARTS, type KeyPart } from './keys.ts';
 
 interface LimitConfig {

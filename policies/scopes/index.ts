@@ -1,8 +1,8 @@
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { Forbidden } from '../../gateway/errors.ts';
-import { refuseSearchBody } from '../../gateway/fhir-search.ts';
-import { insufficientScope, requirePrincipal } from '../../gateway/identity.ts';
-import type { Exchange, Policy, Principal } from '../../gateway/types.ts';
+import { Forbidden } from '../../gateway/sdk/errors.ts';
+import { refuseSearchBody } from '../../gateway/lib/fhir-search.ts';
+import { insufficientScope, requirePrincipal } from '../../gateway/identity/registry.ts';
+import type { Exchange, Policy, Principal } from '../../gateway/sdk/types.ts';
 import { applyConstraints, grantsFor, neededScopes, permissionFor, type SmartContext, type SmartNeed } from './smart.ts';
 
 type ClaimValue = string | number | boolean;

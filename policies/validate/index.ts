@@ -1,11 +1,11 @@
 import { pathToFileURL } from 'node:url';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Counter } from 'prom-client';
-import { createAjv } from '../../gateway/ajv.ts';
+import { createAjv } from '../../gateway/lib/ajv.ts';
 import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { BadGateway, UnsupportedMediaType, ValidationFailed } from '../../gateway/errors.ts';
-import { isPlainObject } from '../../gateway/json-path.ts';
-import type { Exchange, Policy, PolicyContext, PolicyHandler, ResponseBody } from '../../gateway/types.ts';
+import { BadGateway, UnsupportedMediaType, ValidationFailed } from '../../gateway/sdk/errors.ts';
+import { isPlainObject } from '../../gateway/lib/json-path.ts';
+import type { Exchange, Policy, PolicyContext, PolicyHandler, ResponseBody } from '../../gateway/sdk/types.ts';
 import { SchemaFiles } from './schema-files.ts';
 
 type Schema = Record<string, unknown>;

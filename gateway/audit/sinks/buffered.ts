@@ -1,6 +1,6 @@
 import type { Logger } from 'winston';
 import TransportStream from 'winston-transport';
-import type { Metrics } from '../../metrics.ts';
+import type { Metrics } from '../../ops/metrics.ts';
 
 export interface SinkDeps {
   metrics: Metrics;

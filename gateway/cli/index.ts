@@ -1,18 +1,18 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { runPrimary } from './cluster.ts';
+import { runPrimary } from '../ops/cluster.ts';
 import { resolve } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { stringify as stringifyYaml } from 'yaml';
-import { compileConfig } from './config/compile.ts';
-import { ConfigError, formatIssue } from './config/errors.ts';
-import { loadConfigFile } from './config/load.ts';
-import { createLogger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
-import { reloadOnSignal, watchConfig } from './reload.ts';
-import { Gateway } from './server.ts';
-import { createMemoryStore } from './store/memory.ts';
+import { compileConfig } from '../config/compile.ts';
+import { ConfigError, formatIssue } from '../config/errors.ts';
+import { loadConfigFile } from '../config/load.ts';
+import { createLogger } from '../ops/logger.ts';
+import { createMetrics } from '../ops/metrics.ts';
+import { reloadOnSignal, watchConfig } from '../ops/reload.ts';
+import { Gateway } from '../http/server.ts';
+import { createMemoryStore } from '../store/memory.ts';
 
 const USAGE = `usage: hcgw <command> [options]
 
@@ -64,7 +64,7 @@ async function start(args: string[]): Promise<number> {
   let closeSandbox: (() => Promise<void>) | undefined;
   const workers = cluster.isPrimary ? await workerCount(file, values.workers, logger) : 1;
   if (values.sandbox && cluster.isPrimary) {
-    const { startSandbox } = await import('./sandbox/index.ts');
+    const { startSandbox } = await import('../sandbox/index.ts');
     const sb = await startSandbox();
     closeSandbox = () => sb.close();
     logger.info('sandbox started', { ...sb.urls });
@@ -187,8 +187,8 @@ async function audit(args: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
-  const { verifyAuditFiles } = await import('./audit/verify.ts');
-  const { auditFilesInOrder } = await import('./audit/sinks/file.ts');
+  const { verifyAuditFiles } = await import('../audit/verify.ts');
+  const { auditFilesInOrder } = await import('../audit/sinks/file.ts');
   const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
   const r = await verifyAuditFiles(ordered, { partial: values.partial });
   if (r.ok) {

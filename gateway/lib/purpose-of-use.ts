@@ -1,5 +1,5 @@
-import { BadRequest, Forbidden } from './errors.ts';
-import type { Exchange } from './types.ts';
+import { BadRequest, Forbidden } from '../sdk/errors.ts';
+import type { Exchange } from '../sdk/types.ts';
 
 /**
  * HL7 v3 PurposeOfUse codes (http://terminology.hl7.org/CodeSystem/v3-ActReason, PurposeOfUse

@@ -1,5 +1,5 @@
-import type { CompiledChain, Exchange, PolicyHandler, ResponseBody } from './types.ts';
-import { toGatewayError } from './errors.ts';
+import type { CompiledChain, Exchange, PolicyHandler, ResponseBody } from '../sdk/types.ts';
+import { toGatewayError } from '../sdk/errors.ts';
 import type { Logger } from 'winston';
 
 /**

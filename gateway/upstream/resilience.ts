@@ -1,7 +1,7 @@
 import type { Logger } from 'winston';
-import { GatewayError, ServiceUnavailable } from './errors.ts';
-import type { Metrics } from './metrics.ts';
-import type { UpstreamConfig } from './types.ts';
+import { GatewayError, ServiceUnavailable } from '../sdk/errors.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { UpstreamConfig } from '../sdk/types.ts';
 
 /** RFC 9110 §9.2.2: repeating these has the effect of sending them once. */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { runResponsePhase } from './chain.ts';
-import type { Exchange, ResponseBody } from './types.ts';
+import { runResponsePhase } from '../pipeline/chain.ts';
+import type { Exchange, ResponseBody } from '../sdk/types.ts';
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]*\+)?json\b/i;
 

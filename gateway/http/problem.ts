@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { GatewayError } from './errors.ts';
+import type { GatewayError } from '../sdk/errors.ts';
 
 /**
  * The one writer of error bodies (RFC 9457). `instance` is the request id, never the URL: the URL may

@@ -1,5 +1,5 @@
 import { match as compileMatcher, type MatchFunction } from 'path-to-regexp';
-import type { CompiledRoute } from './types.ts';
+import type { CompiledRoute } from '../sdk/types.ts';
 
 export type RouteMatch =
   | { kind: 'route'; route: CompiledRoute; params: Record<string, string> }

@@ -1,9 +1,9 @@
 import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ConfigError, type ConfigIssue } from './config/errors.ts';
-import { configVersion } from './config/load.ts';
-import type { Gateway } from './server.ts';
+import { ConfigError, type ConfigIssue } from '../config/errors.ts';
+import { configVersion } from '../config/load.ts';
+import type { Gateway } from '../http/server.ts';
 
 /**
  * The triggers of a config reload: SIGHUP, a file watch (`hcgw start --watch`) and the admin API. All

@@ -2,11 +2,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import express, { type Express, type Request, type Response } from 'express';
 import helmet from 'helmet';
-import type { CompiledGateway } from './config/compile.ts';
-import { RouteNotFound, Unauthorized, Unprocessable } from './errors.ts';
+import type { CompiledGateway } from '../config/compile.ts';
+import { RouteNotFound, Unauthorized, Unprocessable } from '../sdk/errors.ts';
 import type { Metrics } from './metrics.ts';
 import type { ReloadResult } from './reload.ts';
-import { writeProblem } from './problem.ts';
+import { writeProblem } from '../http/problem.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -21,7 +21,7 @@ export interface OpsDeps {
 
 export interface AdminDeps extends OpsDeps {
   token(): string | undefined;
-  /** Re-read and swap the config (gateway/reload.ts); a rejected file leaves the running one serving. */
+  /** Re-read and swap the config (gateway/ops/reload.ts); a rejected file leaves the running one serving. */
   reload(): Promise<ReloadResult>;
 }
 

@@ -1,4 +1,4 @@
-import type { SharedKey, SharedResources } from './types.ts';
+import type { SharedKey, SharedResources } from '../sdk/types.ts';
 
 /**
  * One per compiled config: policies of different routes that must share something live (lane semaphores)

@@ -1,8 +1,8 @@
 import type { JWTVerifyGetKey } from 'jose';
-import { InsufficientScope, InvalidToken, Unauthorized } from './errors.ts';
-import { createKeyResolver } from './identity-keys.ts';
+import { InsufficientScope, InvalidToken, Unauthorized } from '../sdk/errors.ts';
+import { createKeyResolver } from './keys.ts';
 import { createIntrospector, type Introspector } from './introspection.ts';
-import type { Exchange, IssuerConfig, Principal } from './types.ts';
+import type { Exchange, IssuerConfig, Principal } from '../sdk/types.ts';
 
 export interface TrustedIssuer {
   readonly name: string;

@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { join, resolve, isAbsolute, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ValidateFunction } from 'ajv';
-import { createAjv } from './ajv.ts';
-import { builtinPolicies } from '../policies/index.ts';
-import type { Policy } from './types.ts';
+import { createAjv } from '../lib/ajv.ts';
+import { builtinPolicies } from '../../policies/index.ts';
+import type { Policy } from '../sdk/types.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const PLUGINS_DIR = join(ROOT, 'plugins');
 
 export interface RegisteredPolicy {

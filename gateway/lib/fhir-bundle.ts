@@ -1,5 +1,5 @@
 import { isPlainObject } from './json-path.ts';
-import type { Exchange } from './types.ts';
+import type { Exchange } from '../sdk/types.ts';
 
 /**
  * Walking FHIR response bodies for the policies that filter them (minimize, consent): a single resource,

@@ -5,23 +5,23 @@ import { isDeepStrictEqual } from 'node:util';
 import express, { type Request, type Response } from 'express';
 import getRawBody from 'raw-body';
 import type { Logger } from 'winston';
-import { runLogPhase, runRequestPhase } from './chain.ts';
-import { compileConfig, type CompiledGateway } from './config/compile.ts';
-import { ConfigError } from './config/errors.ts';
-import { loadConfigFile, type LoadedConfig } from './config/load.ts';
-import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, UriTooLong, toGatewayError } from './errors.ts';
-import { jsonDeeperThan, MAX_JSON_DEPTH } from './json-depth.ts';
-import { createExchange, requestIdOf, traceparentOf } from './exchange.ts';
-import { createLogger } from './logger.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
-import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness } from './admin.ts';
-import { createAuditRegistry, type AuditRegistry } from './audit/registry.ts';
+import { runLogPhase, runRequestPhase } from '../pipeline/chain.ts';
+import { compileConfig, type CompiledGateway } from '../config/compile.ts';
+import { ConfigError } from '../config/errors.ts';
+import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
+import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, UriTooLong, toGatewayError } from '../sdk/errors.ts';
+import { jsonDeeperThan, MAX_JSON_DEPTH } from '../lib/json-depth.ts';
+import { createExchange, requestIdOf, traceparentOf } from '../pipeline/exchange.ts';
+import { createLogger } from '../ops/logger.ts';
+import { createMetrics, type Metrics } from '../ops/metrics.ts';
+import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness } from '../ops/admin.ts';
+import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { securityHeaders } from './security-headers.ts';
-import { reloadConfig } from './reload.ts';
+import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
-import { createStore, type Store } from './store/index.ts';
-import type { CompiledRoute, Exchange, GatewayConfig } from './types.ts';
+import { createStore, type Store } from '../store/index.ts';
+import type { CompiledRoute, Exchange, GatewayConfig } from '../sdk/types.ts';
 
 export interface GatewayOptions {
   /** Path of routes.yaml (used for reloads). */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isPlainObject } from './json-path.ts';
+import { isPlainObject } from '../lib/json-path.ts';
 
 /** Keywords whose values are data, not schemas: a `$ref` key inside them is not a reference. */
 const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples', 'example']);

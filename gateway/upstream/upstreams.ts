@@ -3,9 +3,9 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'winston';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import { createResilience, type UpstreamResilience } from './resilience.ts';
-import type { UpstreamConfig } from './types.ts';
+import type { UpstreamConfig } from '../sdk/types.ts';
 
 export interface Upstream {
   readonly name: string;

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'winston';
 import type { GatewayError } from './errors.ts';
-import type { Store } from './store/types.ts';
-import type { Metrics } from './metrics.ts';
-import type { IdentityRegistry } from './identity.ts';
-import type { Upstream } from './upstreams.ts';
-import type { AuditRegistry } from './audit/registry.ts';
-import type { AuditConfig } from './audit/schema.ts';
+import type { Store } from '../store/types.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { IdentityRegistry } from '../identity/registry.ts';
+import type { Upstream } from '../upstream/upstreams.ts';
+import type { AuditRegistry } from '../audit/registry.ts';
+import type { AuditConfig } from '../audit/schema.ts';
 
 export type Layer = 'system' | 'process' | 'experience';
 

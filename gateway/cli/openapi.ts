@@ -1,11 +1,11 @@
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parsePath, type Token } from 'path-to-regexp';
-import { PURPOSE_OF_USE_CODES } from './purpose-of-use.ts';
+import { PURPOSE_OF_USE_CODES } from '../lib/purpose-of-use.ts';
 import { SchemaBundle } from './openapi-bundle.ts';
-import { neededScopes, permissionFor, type SmartContext } from '../policies/scopes/smart.ts';
-import { PROBLEM_BASE } from './errors.ts';
-import type { GatewayConfig, IssuerConfig, RouteConfig } from './types.ts';
+import { neededScopes, permissionFor, type SmartContext } from '../../policies/scopes/smart.ts';
+import { PROBLEM_BASE } from '../sdk/errors.ts';
+import type { GatewayConfig, IssuerConfig, RouteConfig } from '../sdk/types.ts';
 
 /**
  * The governed surface of a routes.yaml as an OpenAPI 3.1 document, for partners to read and generate

@@ -1,10 +1,10 @@
 import http from 'node:http';
 import https from 'node:https';
-import { BadGateway, GatewayTimeout, type GatewayError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { BadGateway, GatewayTimeout, type GatewayError } from '../sdk/errors.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import { ABORTED, callResilient } from './resilience.ts';
-import { isJsonType } from './respond.ts';
-import type { Exchange, ResponseBody } from './types.ts';
+import { isJsonType } from '../http/respond.ts';
+import type { Exchange, ResponseBody } from '../sdk/types.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
 
 export interface UpstreamCall {

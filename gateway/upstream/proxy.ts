@@ -2,12 +2,12 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerRespons
 import { Readable } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'winston';
-import { BadGateway, GatewayError, GatewayTimeout } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import { BadGateway, GatewayError, GatewayTimeout } from '../sdk/errors.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import { ABORTED, callResilient, isAborted } from './resilience.ts';
-import { isJsonType, sendBufferedJson } from './respond.ts';
+import { isJsonType, sendBufferedJson } from '../http/respond.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
-import type { Exchange } from './types.ts';
+import type { Exchange } from '../sdk/types.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers: meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];

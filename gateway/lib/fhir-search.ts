@@ -1,5 +1,5 @@
-import { BadRequest } from './errors.ts';
-import type { Exchange } from './types.ts';
+import { BadRequest } from '../sdk/errors.ts';
+import type { Exchange } from '../sdk/types.ts';
 
 /** FHIR search values: a comma is an OR, `\,` an escaped comma inside one value. */
 export function splitValues(value: string): string[] {
