@@ -1,4 +1,4 @@
-import type { Policy } from '../gateway/sdk/types.ts';
+import type { Policy } from '../gateway/sdk/index.ts';
 import { auditPolicy } from './audit/index.ts';
 import { consentPolicy } from './consent/index.ts';
 import { idempotencyPolicy } from './idempotency/index.ts';

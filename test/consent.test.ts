@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fhirSeed } from '../gateway/sandbox/data.ts';
-import { problem, readAuditRecords, startSandboxGateway, waitFor, type SandboxGateway, tempDir } from './helpers.ts';
+import { assertIssues, configIssues, problem, readAuditRecords, startSandboxGateway, waitFor, type SandboxGateway, tempDir } from './helpers.ts';
 
 const AUDIT_KEY_ENV = 'HCGW_TEST_CONSENT_AUDIT_KEY';
 const dir = tempDir('hcgw-consent-');
@@ -59,15 +59,7 @@ routes:` +
         route('obs-cached', '/cached/Observation', '/Observation', '{ source: { upstream: ehr }, cache: { ttlMs: 60000, maxEntries: 10 } }') +
         route('obs-file', '/file/Observation', '/Observation', `{ source: { file: "${consentFile}" } }`) +
         route('obs-minimized', '/minimized/Observation', '/Observation', EHR, MINIMIZE) +
-        `
-  - id: obs-misordered
-    layer: system
-    match: { methods: [GET], path: /misordered/Observation }
-    target: { upstream: ehr, path: /Observation }
-    policies:
-      - jwt: { issuers: [sandbox-idp] }
-      - consent: ${EHR}${MINIMIZE}
-`,
+        '',
     );
     clinician = await t.token({ clientId: 'clinician-app', fhirUser: 'Practitioner/pr-1' });
     partner = await t.token({ clientId: 'partner-billing' });
@@ -193,12 +185,25 @@ routes:` +
     }
   });
 
-  test('with minimize listed before consent, consent judges full resources first; the other order fails closed', async () => {
+  test('with minimize listed before consent, consent judges full resources first; the other order is refused at load', async () => {
     const ok = await get('/minimized/Observation?patient=p2', clinician);
     assert.deepEqual(ids(ok.body), ['obs-p2-hr', 'obs-p2-tsh']);
-    const wrong = await t.call('/misordered/Observation?patient=p2', clinician);
-    assert.equal(wrong.status, 500);
-    assert.doesNotMatch(await wrong.text(), /PHQ|obs-p2/);
+    const misordered = `
+version: 1
+identity: { issuers: [{ name: idp, issuer: https://idp.example, secret: "0123456789abcdef0123456789abcdef", algorithms: [HS256], audiences: [api] }] }
+upstreams: { ehr: { url: "http://127.0.0.1:9/fhir" } }
+minimization: { profiles: { clinical: { resources: { Observation: [id, status] } } } }
+routes:
+  - id: obs-misordered
+    layer: system
+    match: { methods: [GET], path: /misordered/Observation }
+    target: { upstream: ehr, path: /Observation }
+    policies:
+      - jwt: { issuers: [idp] }
+      - consent: { source: { upstream: ehr } }
+      - minimize: { select: [{ profile: clinical }] }
+`;
+    assertIssues(await configIssues(misordered), [/routes\[0\]\.policies\[2\]\.minimize: .*move `minimize` above `consent`/]);
   });
 
   test('decisions land on exchange.consent and reach the audit trail with the purpose of use', async () => {

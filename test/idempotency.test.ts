@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createClient } from 'redis';
 import { EPHEMERAL_PORTS, startSandbox, type Sandbox } from '../gateway/sandbox/index.ts';
 import { configIssues, assertIssues, deadPort, problem, requireSharedRedis, spawnGateway, startGateway, uniquePrefix, writeConfig, type GatewayProcess, type TestGateway } from './helpers.ts';
+import { SignJWT } from 'jose';
 
 const CHARGE = { encounter: 'Encounter/e-p1-1', code: '99999', amount: 10 };
 
@@ -253,18 +254,21 @@ routes:
     ]);
   });
 
+  const HS_SECRET = '0123456789abcdef0123456789abcdef';
   test('shared store down: `fail: closed` refuses keyed requests (503), `fail: open` lets them through', async () => {
     const up = await deadPort();
     const sink = await startGateway(`
 version: 1
 store: { kind: redis, url: "redis://127.0.0.1:${await deadPort()}", connectTimeoutMs: 100 }
+identity: { issuers: [{ name: idp, issuer: https://idp.example, secret: "${HS_SECRET}", algorithms: [HS256], audiences: [api] }] }
 upstreams: { echo: { url: "http://127.0.0.1:${up}" } }
 routes:
-  - { id: closed, layer: system, match: { methods: [POST], path: /closed }, target: { upstream: echo, path: /x }, policies: [ { idempotency: {} } ] }
-  - { id: open, layer: system, match: { methods: [POST], path: /open }, target: { upstream: echo, path: /x }, policies: [ { idempotency: { fail: open } } ] }
+  - { id: closed, layer: system, match: { methods: [POST], path: /closed }, target: { upstream: echo, path: /x }, policies: [ { jwt: { issuers: [idp] } }, { idempotency: {} } ] }
+  - { id: open, layer: system, match: { methods: [POST], path: /open }, target: { upstream: echo, path: /x }, policies: [ { jwt: { issuers: [idp] } }, { idempotency: { fail: open } } ] }
 `);
     try {
-      const post = poster(() => sink.url, () => 'unused');
+      const hsToken = await new SignJWT({ client_id: 'c1' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://idp.example').setAudience('api').setSubject('s1').setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(HS_SECRET));
+      const post = poster(() => sink.url, () => hsToken);
       const closed = await post('/closed', randomUUID());
       assert.equal(closed.status, 503);
       assert.equal((await problem(closed)).type, 'https://hcgw.dev/problems/unavailable');

@@ -55,12 +55,6 @@ routes:${route('all', 'GET', '/all', '{ allOf: [billing.read, claims.read] }')}$
       '{ smart: true, smartContexts: [patient] }',
       'resourceType: Observation, interaction: search',
     )}
-  - id: no-jwt
-    layer: system
-    match: { methods: [GET], path: /no-jwt }
-    target: { upstream: up, path: /no-jwt }
-    policies:
-      - scopes: { allOf: [a] }
 `);
   });
   after(async () => {
@@ -185,20 +179,25 @@ routes:${route('all', 'GET', '/all', '{ allOf: [billing.read, claims.read] }')}$
     assert.equal((await problem(res)).detail, 'Search parameters are accepted only in the query string');
   });
 
-  test('without an authenticated principal the policy refuses (401)', async () => {
-    const res = await fetch(`${gw.url}/no-jwt`);
-    assert.equal(res.status, 401);
-    assert.equal((await problem(res)).type, 'https://hcgw.dev/problems/unauthorized');
+  test('a chain with scopes but no jwt above it is refused at load (it could never authorize anyone)', async () => {
+    const file = writeConfig(`version: 1
+upstreams:
+  up: { url: "http://127.0.0.1:1" }
+routes:
+  - { id: r, layer: system, match: { path: /no-jwt }, target: { upstream: up, path: /no-jwt }, policies: [ { scopes: { allOf: [a] } } ] }
+`);
+    assert.match((await configIssues({ file })).join('\n'), /routes\[0\]\.policies\[0\]\.scopes: `scopes` needs `principal`, which no policy above it provides: add `jwt` above `scopes`/);
   });
 });
 
 describe('scopes policy: configuration mistakes stop start-up', () => {
   async function issues(policy: string, fhir = ''): Promise<string> {
     const file = writeConfig(`version: 1
+identity: { issuers: [{ name: idp, issuer: https://idp.example, secret: "0123456789abcdef0123456789abcdef", algorithms: [HS256], audiences: [api] }] }
 upstreams:
   up: { url: "http://127.0.0.1:1" }
 routes:
-  - { id: r, layer: system, match: { path: /r }, ${fhir} target: { upstream: up, path: /r }, policies: [ { scopes: ${policy} } ] }
+  - { id: r, layer: system, match: { path: /r }, ${fhir} target: { upstream: up, path: /r }, policies: [ { jwt: { issuers: [idp] } }, { scopes: ${policy} } ] }
 `);
     return (await configIssues({ file })).join('\n');
   }
@@ -209,8 +208,8 @@ routes:
   });
 
   test('smart: true on a route without fhir, an empty config, malformed scopes and unknown keys are errors', async () => {
-    assert.match(await issues('{ smart: true }'), /routes\[0\]\.policies\[0\]\.scopes\.smart: smart: true needs the route's `fhir/);
-    assert.match(await issues('{}'), /routes\[0\]\.policies\[0\]\.scopes: configure at least one of allOf, anyOf, claims or smart/);
+    assert.match(await issues('{ smart: true }'), /routes\[0\]\.policies\[1\]\.scopes\.smart: smart: true needs the route's `fhir/);
+    assert.match(await issues('{}'), /routes\[0\]\.policies\[1\]\.scopes: configure at least one of allOf, anyOf, claims or smart/);
     assert.match(await issues('{ allOf: ["two words"] }'), /scopes\.allOf\[0\]: must match pattern/);
     assert.match(await issues('{ anyOf: [a], smartContext: [user] }'), /scopes\.smartContext: unknown key/);
     assert.match(await issues('{ smart: true, smartContexts: [admin] }', 'fhir: { resourceType: Observation, interaction: read },'), /smartContexts\[0\]: must be one of/);

@@ -6,12 +6,14 @@ import { buildChain } from '../pipeline/chain.ts';
 import { createIdentityRegistry } from '../identity/registry.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { loadPolicies } from './registry.ts';
+import { checkChainOrder, type ChainEntry } from './chain-order.ts';
 import { createRouter, type Router } from '../pipeline/router.ts';
 import { createSharedResources } from '../pipeline/shared.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
+import { upstreamClient } from '../upstream/client.ts';
 import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
@@ -75,6 +77,10 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const handlers: PolicyHandler[] = [];
   const shared = createSharedResources();
   const audit = deps.audit ?? createAuditRegistry({ logger: deps.logger, metrics: deps.metrics });
+  const clients = new Map([...upstreams].map(([name, u]) => [name, upstreamClient(u, deps.metrics)]));
+  const clientOf = (name: string) => clients.get(name);
+  /** Policies see the sections they ask for by name, never the whole config with other parts' secrets. */
+  const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
@@ -128,11 +134,13 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const info: RouteInfo = { id: rc.id, layer: rc.layer, methods: rc.match.methods, path: rc.match.path, fhir: rc.fhir, targetConfig: rc.target };
     const entries: Array<{ name: string; handler: PolicyHandler }> = [];
+    const declared: ChainEntry[] = [];
     for (const [pi, entry] of policyEntries.entries()) {
       const ppath = `${base}.policies[${pi}]`;
       const checked = checkPolicy(entry, ppath);
       if (!checked) continue;
-      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstreams, route: info, configDir, config, now: deps.now ?? Date.now, shared, audit };
+      declared.push({ name: checked.name, policy: checked.reg.policy, config: checked.config, path: ppath });
+      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstream: clientOf, section, route: info, configDir, now: deps.now ?? Date.now, shared, audit };
       try {
         const handler = await checked.reg.policy.create(checked.config, ctx);
         handlers.push(handler);
@@ -140,6 +148,11 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       } catch (err) {
         issues.push({ path: joinPath(`${ppath}.${checked.name}`, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
       }
+    }
+    const orderIssues = checkChainOrder(declared, [...policies.values()].map((r) => r.policy));
+    if (orderIssues.length) {
+      issues.push(...orderIssues);
+      continue;
     }
     const chain = buildChain(entries);
     try {

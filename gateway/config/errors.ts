@@ -22,25 +22,7 @@ export function formatIssue(file: string, i: ConfigIssue): string {
   return `${file}: ${i.path || '(root)'}: ${i.message}`;
 }
 
-/** Thrown by a policy's create() for problems its schema cannot express (an unknown issuer name, …). */
-export class PolicyConfigError extends Error {
-  readonly code = 'ERR_POLICY_CONFIG';
-  constructor(
-    message: string,
-    /** Path relative to the policy's config object, e.g. `issuers[1]`. */
-    readonly path = '',
-  ) {
-    super(message);
-    this.name = 'PolicyConfigError';
-  }
-}
-
-/** Several problems found by one create() (a process target checks every step): all are reported. */
-export class PolicyConfigErrors extends PolicyConfigError {
-  constructor(readonly issues: ConfigIssue[]) {
-    super(issues.map((i) => i.message).join('; '), issues[0]?.path ?? '');
-  }
-}
+export { PolicyConfigError, PolicyConfigErrors } from '../sdk/errors.ts';
 
 /** `/routes/2/policies/0` → `routes[2].policies[0]` */
 export function pointerToPath(pointer: string): string {

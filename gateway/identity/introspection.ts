@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Store } from '../store/types.ts';
-import type { IssuerConfig } from '../sdk/types.ts';
+import type { IssuerConfig } from '../config/types.ts';
 
 /** The introspection endpoint could not give an answer (down, slow, refused our credentials, garbage). */
 export class IntrospectionUnavailable extends Error {

@@ -1,6 +1,6 @@
 import { createPublicKey, type JsonWebKey as NodeJwk } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type JWK, type JWTVerifyGetKey } from 'jose';
-import type { IssuerConfig } from '../sdk/types.ts';
+import type { IssuerConfig } from '../config/types.ts';
 
 /**
  * Signing-key resolvers for one issuer, handed to jose's jwtVerify. Symmetric and asymmetric keys are

@@ -1,24 +1,10 @@
 import type { JWTVerifyGetKey } from 'jose';
-import { InsufficientScope, InvalidToken, Unauthorized } from '../sdk/errors.ts';
 import { createKeyResolver } from './keys.ts';
-import { createIntrospector, type Introspector } from './introspection.ts';
-import type { Exchange, IssuerConfig, Principal } from '../sdk/types.ts';
-
-export interface TrustedIssuer {
-  readonly name: string;
-  readonly config: Readonly<IssuerConfig>;
-  /** Key resolver for jose's jwtVerify (remote JWKS, static keys, shared secret); absent for introspection-only issuers. */
-  readonly getKey?: JWTVerifyGetKey;
-  /** RFC 7662 client for opaque tokens, when the issuer has `introspection`. */
-  readonly introspector?: Introspector;
-  /** Config mistakes found while building the issuer; every policy trusting it reports them at load. */
-  readonly problems: readonly string[];
-}
-
-export interface IdentityRegistry {
-  get(name: string): TrustedIssuer | undefined;
-  names(): string[];
-}
+import { createIntrospector } from './introspection.ts';
+import type { Principal } from '../sdk/types.ts';
+import type { IssuerConfig } from '../config/types.ts';
+import type { IdentityRegistry, TrustedIssuer } from './types.ts';
+export type { IdentityRegistry, TrustedIssuer } from './types.ts';
 
 /**
  * Built once per compiled config: JWKS caches and introspection caches live as long as the router and
@@ -73,29 +59,3 @@ export function principalFrom(claims: Record<string, unknown>, issuer: TrustedIs
   };
 }
 
-/** RFC 6750 challenge sent with every 401/403 of the identity policies. */
-export const BEARER_CHALLENGE = 'Bearer realm="hcgw"';
-
-/**
- * 401 invalid_token. `description` is one of our fixed sentences: nothing from the token reaches the
- * header or the problem body.
- */
-export function invalidToken(reason: string, description: string): InstanceType<typeof InvalidToken> {
-  return new InvalidToken({ reason, detail: description, headers: { 'WWW-Authenticate': `${BEARER_CHALLENGE}, error="invalid_token", error_description="${description}"` } });
-}
-
-/** 403 insufficient_scope naming the scope(s) that would have been enough, in the header and the body. */
-export function insufficientScope(scope: string, reason: string, detail = 'The access token does not carry the scope this request needs'): InstanceType<typeof InsufficientScope> {
-  return new InsufficientScope({
-    reason,
-    detail,
-    headers: { 'WWW-Authenticate': `${BEARER_CHALLENGE}, error="insufficient_scope", scope="${scope}"` },
-    extensions: { scope },
-  });
-}
-
-/** The principal `jwt` put on the exchange; a policy placed without `jwt` before it refuses (fail closed). */
-export function requirePrincipal(ex: Exchange): Principal {
-  if (!ex.principal) throw new Unauthorized({ reason: 'no-principal', headers: { 'WWW-Authenticate': BEARER_CHALLENGE } });
-  return ex.principal;
-}

@@ -3,14 +3,20 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../config/errors.ts';
 import { configVersion } from '../config/load.ts';
-import type { Gateway } from '../http/server.ts';
+import type { Logger } from 'winston';
+import type { CompiledGateway } from '../config/compile.ts';
 
 /**
  * The triggers of a config reload: SIGHUP, a file watch (`hcgw start --watch`) and the admin API. All
  * of them end in `Gateway.reload()`, which compiles off to the side, swaps atomically and keeps the
  * running config when the new one is invalid.
  */
-export type Reloadable = Pick<Gateway, 'reload' | 'file' | 'logger' | 'compiled'>;
+export interface Reloadable {
+  readonly file: string;
+  readonly logger: Logger;
+  readonly compiled: CompiledGateway;
+  reload(): Promise<CompiledGateway>;
+}
 
 export type ReloadResult =
   | { ok: true; version: string; previous: string; routes: number }

@@ -43,33 +43,159 @@ export class GatewayError extends Error {
   }
 }
 
-const make = (code: string, status: number, title: string) =>
-  class extends GatewayError {
-    constructor(opts: GatewayErrorOptions = {}) {
-      super(code, status, title, opts);
-    }
-  };
+/* Named classes (jose's ERR_* style): callers branch on `code` or `instanceof`, never on messages. */
+export class BadRequest extends GatewayError {
+  static readonly code = 'bad-request';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('bad-request', 400, 'Bad request', opts);
+    this.name = 'BadRequest';
+  }
+}
 
-export const BadRequest = make('bad-request', 400, 'Bad request');
-export const ValidationFailed = make('validation-failed', 400, 'Request validation failed');
-export const Unauthorized = make('unauthorized', 401, 'Authentication required');
-export const InvalidToken = make('invalid-token', 401, 'Invalid access token');
-export const Forbidden = make('forbidden', 403, 'Forbidden');
-export const InsufficientScope = make('insufficient-scope', 403, 'Insufficient scope');
-export const RouteNotFound = make('route-not-found', 404, 'No route matches the request');
+export class ValidationFailed extends GatewayError {
+  static readonly code = 'validation-failed';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('validation-failed', 400, 'Request validation failed', opts);
+    this.name = 'ValidationFailed';
+  }
+}
+
+export class Unauthorized extends GatewayError {
+  static readonly code = 'unauthorized';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('unauthorized', 401, 'Authentication required', opts);
+    this.name = 'Unauthorized';
+  }
+}
+
+export class InvalidToken extends GatewayError {
+  static readonly code = 'invalid-token';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('invalid-token', 401, 'Invalid access token', opts);
+    this.name = 'InvalidToken';
+  }
+}
+
+export class Forbidden extends GatewayError {
+  static readonly code = 'forbidden';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('forbidden', 403, 'Forbidden', opts);
+    this.name = 'Forbidden';
+  }
+}
+
+export class InsufficientScope extends GatewayError {
+  static readonly code = 'insufficient-scope';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('insufficient-scope', 403, 'Insufficient scope', opts);
+    this.name = 'InsufficientScope';
+  }
+}
+
+export class RouteNotFound extends GatewayError {
+  static readonly code = 'route-not-found';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('route-not-found', 404, 'No route matches the request', opts);
+    this.name = 'RouteNotFound';
+  }
+}
+
 /** A resource an upstream reported missing (e.g. the Encounter a process starts from); not an unmatched route. */
-export const ResourceNotFound = make('not-found', 404, 'Resource not found');
-export const MethodNotAllowed = make('method-not-allowed', 405, 'Method not allowed');
-export const Conflict = make('conflict', 409, 'Conflict');
-export const PayloadTooLarge = make('payload-too-large', 413, 'Request body too large');
-export const UriTooLong = make('uri-too-long', 414, 'Request URI too long');
-export const UnsupportedMediaType = make('unsupported-media-type', 415, 'Unsupported media type');
-export const Unprocessable = make('unprocessable', 422, 'Unprocessable request');
-export const TooManyRequests = make('rate-limited', 429, 'Too many requests');
-export const InternalError = make('internal', 500, 'Internal gateway error');
-export const BadGateway = make('bad-gateway', 502, 'Upstream failed');
-export const ServiceUnavailable = make('unavailable', 503, 'Service unavailable');
-export const GatewayTimeout = make('upstream-timeout', 504, 'Upstream timed out');
+export class ResourceNotFound extends GatewayError {
+  static readonly code = 'not-found';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('not-found', 404, 'Resource not found', opts);
+    this.name = 'ResourceNotFound';
+  }
+}
+
+export class MethodNotAllowed extends GatewayError {
+  static readonly code = 'method-not-allowed';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('method-not-allowed', 405, 'Method not allowed', opts);
+    this.name = 'MethodNotAllowed';
+  }
+}
+
+export class Conflict extends GatewayError {
+  static readonly code = 'conflict';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('conflict', 409, 'Conflict', opts);
+    this.name = 'Conflict';
+  }
+}
+
+export class PayloadTooLarge extends GatewayError {
+  static readonly code = 'payload-too-large';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('payload-too-large', 413, 'Request body too large', opts);
+    this.name = 'PayloadTooLarge';
+  }
+}
+
+export class UriTooLong extends GatewayError {
+  static readonly code = 'uri-too-long';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('uri-too-long', 414, 'Request URI too long', opts);
+    this.name = 'UriTooLong';
+  }
+}
+
+export class UnsupportedMediaType extends GatewayError {
+  static readonly code = 'unsupported-media-type';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('unsupported-media-type', 415, 'Unsupported media type', opts);
+    this.name = 'UnsupportedMediaType';
+  }
+}
+
+export class Unprocessable extends GatewayError {
+  static readonly code = 'unprocessable';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('unprocessable', 422, 'Unprocessable request', opts);
+    this.name = 'Unprocessable';
+  }
+}
+
+export class TooManyRequests extends GatewayError {
+  static readonly code = 'rate-limited';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('rate-limited', 429, 'Too many requests', opts);
+    this.name = 'TooManyRequests';
+  }
+}
+
+export class InternalError extends GatewayError {
+  static readonly code = 'internal';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('internal', 500, 'Internal gateway error', opts);
+    this.name = 'InternalError';
+  }
+}
+
+export class BadGateway extends GatewayError {
+  static readonly code = 'bad-gateway';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('bad-gateway', 502, 'Upstream failed', opts);
+    this.name = 'BadGateway';
+  }
+}
+
+export class ServiceUnavailable extends GatewayError {
+  static readonly code = 'unavailable';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('unavailable', 503, 'Service unavailable', opts);
+    this.name = 'ServiceUnavailable';
+  }
+}
+
+export class GatewayTimeout extends GatewayError {
+  static readonly code = 'upstream-timeout';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('upstream-timeout', 504, 'Upstream timed out', opts);
+    this.name = 'GatewayTimeout';
+  }
+}
 
 /** Turn anything thrown into a GatewayError without leaking its message. */
 export function toGatewayError(err: unknown): GatewayError {
@@ -82,4 +208,26 @@ export function toGatewayError(err: unknown): GatewayError {
   if (status === 400) return new BadRequest();
   if (status === 415) return new UnsupportedMediaType();
   return new InternalError({ cause: err });
+}
+
+/** Thrown by a policy's create() for problems its schema cannot express (an unknown issuer name, …). */
+export class PolicyConfigError extends Error {
+  readonly code: string = 'ERR_POLICY_CONFIG';
+  constructor(
+    message: string,
+    /** Path relative to the policy's config object, e.g. `issuers[1]`. */
+    readonly path = '',
+  ) {
+    super(message);
+    this.name = 'PolicyConfigError';
+  }
+}
+
+/** Several problems found by one create() (a process target checks every step): all are reported. */
+export class PolicyConfigErrors extends PolicyConfigError {
+  override readonly code = 'ERR_POLICY_CONFIG_MULTIPLE';
+  constructor(readonly issues: Array<{ path: string; message: string }>) {
+    super(issues.map((i) => i.message).join('; '), issues[0]?.path ?? '');
+    this.name = 'PolicyConfigErrors';
+  }
 }

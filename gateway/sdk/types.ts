@@ -3,12 +3,13 @@ import type { Logger } from 'winston';
 import type { GatewayError } from './errors.ts';
 import type { Store } from '../store/types.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import type { IdentityRegistry } from '../identity/registry.ts';
-import type { Upstream } from '../upstream/upstreams.ts';
+import type { IdentityRegistry } from '../identity/types.ts';
 import type { AuditRegistry } from '../audit/registry.ts';
 import type { AuditConfig } from '../audit/schema.ts';
+import type { FhirInteraction, Layer, RouteTargetConfig } from '../config/types.ts';
+export type { AuditConfig };
+export type * from '../config/types.ts';
 
-export type Layer = 'system' | 'process' | 'experience';
 
 /** The authenticated caller, set by an authentication policy (jwt) for the ones after it. */
 export interface Principal {
@@ -116,24 +117,73 @@ export interface PolicyHandler {
   close?(): void | Promise<void>;
 }
 
+/** The gateway's HTTP client for one configured upstream, as a policy sees it (consent look-ups, pre-reads). */
+export interface UpstreamClient {
+  readonly name: string;
+  /**
+   * One JSON call with the upstream's agent, timeout, retry budget and circuit breaker; request id and
+   * traceparent of `ex` are sent. Rejects with a GatewayError (502/503/504), never hangs.
+   */
+  call(call: UpstreamCall, ex?: Exchange): Promise<ResponseBody>;
+}
+
+export interface UpstreamCall {
+  method: string;
+  /** Path relative to the upstream base URL, already encoded. */
+  path: string;
+  query?: URLSearchParams;
+  headers?: Record<string, string>;
+  body?: unknown;
+  timeoutMs?: number;
+  /** Aborts the call (and any retry) when the caller no longer needs it. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What a policy's create() gets: its services, never the whole config (which holds resolved secrets of
+ * other parts). Top-level sections a policy reads are asked for by name through `section()`.
+ */
 export interface PolicyContext {
   logger: Logger;
   store: Store;
   metrics: Metrics;
   identity: IdentityRegistry;
-  upstreams: ReadonlyMap<string, Upstream>;
+  /** Client for the upstream of that name, or undefined when none is configured. */
+  upstream(name: string): UpstreamClient | undefined;
+  /** A top-level config section that policies may read (`audit`, `minimization`), frozen; undefined if absent. */
+  section<T = unknown>(name: PolicySection): T | undefined;
   /** The route being compiled (id, layer, match, target). */
   route: RouteInfo;
   /** Directory of the config file, for resolving file references. */
   configDir: string;
-  /** Top-level config sections that policies may read (e.g. `audit`). */
-  config: GatewayConfig;
   /** Injected clock, for tests. */
   now: () => number;
   /** Live objects shared by the policies of one compiled config (e.g. lane semaphores across routes). */
   shared: SharedResources;
   /** Audit trails of this gateway; they outlive config reloads so the hash chain continues. */
   audit: AuditRegistry;
+}
+
+/** Config sections readable by policies: every other section stays with the core. */
+export type PolicySection = 'audit' | 'minimization' | 'events' | (string & {});
+
+/**
+ * Named facts and guarantees that policies declare, so the compiler can check each chain's order at load
+ * (Envoy's filter dependencies). Request-phase facts: `principal`, `purpose-of-use`, `consent-decision`.
+ * Response-body guarantees: `minimized-body`, `consent-filtered-body`, `compartment-filtered-body`.
+ */
+export type Capability = 'principal' | 'purpose-of-use' | 'consent-decision' | 'minimized-body' | 'consent-filtered-body' | 'compartment-filtered-body' | (string & {});
+
+export interface PolicyDependencies {
+  /** Request phase: facts that a policy listed above this one must provide. */
+  readonly requires?: readonly Capability[];
+  /** Facts (request phase) and body guarantees (response phase) this policy provides. */
+  readonly provides?: readonly Capability[];
+  /**
+   * Response phase: guarantees that must already hold on the body this policy sees. A policy on the chain
+   * that provides one must run its response phase first, i.e. stand *below* this one in the YAML list.
+   */
+  readonly after?: readonly Capability[];
 }
 
 /** Names one kind of shared object and builds it on first use; the type parameter types what it holds. */
@@ -151,6 +201,8 @@ export interface Policy<C = any> {
   readonly name: string;
   /** JSON Schema of the policy's config: additionalProperties false, descriptions, defaults. */
   readonly configSchema: Record<string, unknown>;
+  /** What the policy needs from the ones before it and gives to the ones after it; may depend on its config. */
+  readonly dependencies?: PolicyDependencies | ((config: C) => PolicyDependencies);
   /** Builds everything expensive once, at config load. May be async (fetching keys, connecting). */
   create(config: C, context: PolicyContext): PolicyHandler | Promise<PolicyHandler>;
 }
@@ -165,7 +217,6 @@ export interface RouteInfo {
   targetConfig: RouteTargetConfig;
 }
 
-export type FhirInteraction = 'read' | 'search' | 'create' | 'update' | 'delete' | 'patch' | 'vread' | 'history';
 
 /** What a route does once its request phase passed: proxy, compose, or project. */
 export interface RouteTarget {
@@ -192,91 +243,3 @@ export interface CompiledChain {
   readonly handlers: PolicyHandler[];
 }
 
-// ---- routes.yaml shape (mirrors gateway/config/schema.ts) ----
-
-export interface UpstreamConfig {
-  url: string;
-  timeoutMs?: number;
-  connectTimeoutMs?: number;
-  maxSockets?: number;
-  forwardAuthorization?: boolean;
-  retries?: number;
-  retryBackoffMs?: number;
-  retryBackoffMaxMs?: number;
-  honorsIdempotencyKey?: boolean;
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
-  circuitBreaker?: { failures: number; windowMs: number; openMs: number };
-}
-
-export interface IssuerConfig {
-  name: string;
-  issuer: string;
-  jwksUri?: string;
-  keys?: Array<Record<string, unknown> | string>;
-  audiences?: string[];
-  algorithms: string[];
-  clockToleranceSec?: number;
-  requiredClaims?: string[];
-  secret?: string;
-  introspection?: {
-    url: string;
-    clientId: string;
-    clientSecret: string;
-    cacheMaxEntries?: number;
-    timeoutMs?: number;
-    cacheMaxTtlSec?: number;
-    negativeCacheSec?: number;
-  };
-  jwksCooldownMs?: number;
-  jwksCacheMaxAgeMs?: number;
-  jwksTimeoutMs?: number;
-}
-
-export interface StoreConfig {
-  kind: 'memory' | 'redis';
-  url?: string;
-  prefix?: string;
-  connectTimeoutMs?: number;
-  commandTimeoutMs?: number;
-}
-
-export interface ServerConfig {
-  port: number;
-  host: string;
-  bodyLimit: string;
-  trustProxy: boolean | number | string | string[];
-  requestTimeoutMs: number;
-  headersTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  logLevel: string;
-  admin?: { port: number; host: string; token?: string };
-}
-
-export type RouteTargetConfig =
-  | { upstream: string; path: string }
-  | { compose: Array<Record<string, unknown>>; merge?: unknown }
-  | { route: string };
-
-export interface RouteConfig {
-  id: string;
-  layer: Layer;
-  description?: string;
-  match: { methods: string[]; path: string };
-  fhir?: { resourceType: string; interaction: FhirInteraction };
-  target: RouteTargetConfig;
-  project?: unknown;
-  policies: Array<Record<string, unknown>>;
-}
-
-export interface GatewayConfig {
-  version: 1;
-  server: ServerConfig;
-  store: StoreConfig;
-  identity: { issuers: IssuerConfig[] };
-  upstreams: Record<string, UpstreamConfig>;
-  plugins: string[];
-  audit?: AuditConfig;
-  sandbox?: Record<string, unknown>;
-  routes: RouteConfig[];
-  [section: string]: unknown;
-}

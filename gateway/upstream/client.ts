@@ -4,20 +4,10 @@ import { BadGateway, GatewayTimeout, type GatewayError } from '../sdk/errors.ts'
 import type { Metrics } from '../ops/metrics.ts';
 import { ABORTED, callResilient } from './resilience.ts';
 import { isJsonType } from '../http/respond.ts';
-import type { Exchange, ResponseBody } from '../sdk/types.ts';
+import type { Exchange, ResponseBody, UpstreamCall, UpstreamClient } from '../sdk/types.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
 
-export interface UpstreamCall {
-  method: string;
-  /** Path relative to the upstream base URL, already encoded. */
-  path: string;
-  query?: URLSearchParams;
-  headers?: Record<string, string>;
-  body?: unknown;
-  timeoutMs?: number;
-  /** Aborts the call (and any retry) when the caller no longer needs it. */
-  signal?: AbortSignal;
-}
+export type { UpstreamCall } from '../sdk/types.ts';
 
 const MAX_BODY = 16 * 1024 * 1024;
 
@@ -99,4 +89,9 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
     req.on('error', broken);
     req.end(payload);
   });
+}
+
+/** The narrow client a policy gets for one upstream (PolicyContext.upstream). */
+export function upstreamClient(upstream: Upstream, metrics?: Metrics): UpstreamClient {
+  return Object.freeze({ name: upstream.name, call: (call: UpstreamCall, ex?: Exchange) => callUpstream(upstream, call, ex, metrics) });
 }

@@ -1,7 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { Forbidden } from '../../gateway/sdk/errors.ts';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import type { Policy } from '../../gateway/sdk/types.ts';
+import { Forbidden, PolicyConfigError, definePolicy, type Policy } from '../../gateway/sdk/index.ts';
 
 export interface IpAllowConfig {
   allow: string[];
@@ -13,7 +11,7 @@ export interface IpAllowConfig {
  * the upstream request. It obeys the same contract as the built-ins: a schema checked at load and a
  * create() that parses the list once into a node BlockList.
  */
-export const ipAllow: Policy<IpAllowConfig> = {
+export const ipAllow = definePolicy({
   name: 'ip-allow',
   configSchema: {
     type: 'object',
@@ -50,6 +48,6 @@ export const ipAllow: Policy<IpAllowConfig> = {
       },
     };
   },
-};
+});
 
 export default ipAllow;

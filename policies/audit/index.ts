@@ -1,7 +1,4 @@
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { createRecordBuilder } from '../../gateway/audit/record.ts';
-import { ServiceUnavailable } from '../../gateway/sdk/errors.ts';
-import type { Policy, PolicyHandler } from '../../gateway/sdk/types.ts';
+import { PolicyConfigError, createRecordBuilder, ServiceUnavailable, definePolicy, type AuditConfig, type PolicyHandler } from '../../gateway/sdk/index.ts';
 
 export interface AuditPolicyConfig {
   hashSubject: 'patient-context' | 'always';
@@ -13,7 +10,7 @@ export interface AuditPolicyConfig {
  * log phase, after the response. The sinks and the hash chain belong to the gateway (top-level `audit:`),
  * so every route shares one chain and a config reload continues it.
  */
-export const auditPolicy: Policy<AuditPolicyConfig> = {
+export const auditPolicy = definePolicy({
   name: 'audit',
   configSchema: {
     type: 'object',
@@ -32,7 +29,7 @@ export const auditPolicy: Policy<AuditPolicyConfig> = {
     },
   },
   create(config, ctx) {
-    const section = ctx.config.audit;
+    const section = ctx.section<AuditConfig>('audit');
     if (!section) throw new PolicyConfigError('needs a top-level `audit:` section (hashKey and at least one sink)');
     const lease = ctx.audit.acquire(section, ctx.configDir);
     const trail = lease.trail;
@@ -50,6 +47,6 @@ export const auditPolicy: Policy<AuditPolicyConfig> = {
     }
     return handler;
   },
-};
+});
 
 export default auditPolicy;

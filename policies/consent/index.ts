@@ -1,9 +1,7 @@
 import { Counter } from 'prom-client';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { Forbidden, InternalError, ServiceUnavailable } from '../../gateway/sdk/errors.ts';
+import { PolicyConfigError, Forbidden, InternalError, ServiceUnavailable, definePolicy, type ConsentDecision, type Exchange, type Policy, type PolicyContext, type PolicyHandler, type Principal } from '../../gateway/sdk/index.ts';
 import { mapResources, patientIdFrom, patientOf, requestJsonFromUpstream, resourcesIn } from '../../gateway/lib/fhir-bundle.ts';
 import { purposeOf } from '../../gateway/lib/purpose-of-use.ts';
-import type { ConsentDecision, Exchange, Policy, PolicyContext, PolicyHandler, Principal } from '../../gateway/sdk/types.ts';
 import { evaluateAll, factsOf, type AccessContext, type Consent, type Decision } from './evaluate.ts';
 import { fileConsentSource, upstreamConsentSource, type ConsentSource } from './source.ts';
 
@@ -34,8 +32,10 @@ function lookupFailures(ctx: PolicyContext): Counter<'route' | 'mode'> {
  * Order: list `consent` after `minimize` so that, in the response phase (reverse order), consent sees the
  * full resources (meta.security, category) before minimize strips fields.
  */
-export const consentPolicy: Policy<ConsentConfig> = {
+export const consentPolicy = definePolicy({
   name: 'consent',
+  // Consent reads security labels and subjects that minimization may remove: its response phase runs first.
+  dependencies: { provides: ['consent-decision', 'consent-filtered-body'] },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -79,9 +79,9 @@ export const consentPolicy: Policy<ConsentConfig> = {
     let source: ConsentSource;
     if (file !== undefined) source = fileConsentSource(file, ctx.configDir);
     else {
-      const upstream = ctx.upstreams.get(upstreamName!);
+      const upstream = ctx.upstream(upstreamName!);
       if (!upstream) throw new PolicyConfigError(`unknown upstream "${upstreamName}"`, 'source.upstream');
-      source = upstreamConsentSource(upstream, path, config.cache, ctx.now, ctx.metrics);
+      source = upstreamConsentSource(upstream, path, config.cache, ctx.now);
     }
     const failures = lookupFailures(ctx);
     const log = ctx.logger;
@@ -157,6 +157,6 @@ export const consentPolicy: Policy<ConsentConfig> = {
     };
     return handler;
   },
-};
+});
 
 export default consentPolicy;

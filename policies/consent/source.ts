@@ -1,11 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
+import { PolicyConfigError, type Exchange, type UpstreamClient } from '../../gateway/sdk/index.ts';
 import { isBundle, isResource, patientOf } from '../../gateway/lib/fhir-bundle.ts';
-import type { Metrics } from '../../gateway/ops/metrics.ts';
-import type { Exchange } from '../../gateway/sdk/types.ts';
-import { callUpstream } from '../../gateway/upstream/client.ts';
-import type { Upstream } from '../../gateway/upstream/upstreams.ts';
 import type { Consent } from './evaluate.ts';
 
 /** Where a patient's Consent resources come from. Rejects when they cannot be determined. */
@@ -44,14 +40,14 @@ export interface CacheOptions {
  * changes take effect within ttlMs). Concurrent look-ups of one patient share one upstream call; failures
  * are never cached.
  */
-export function upstreamConsentSource(upstream: Upstream, path: string, cache: CacheOptions, now: () => number, metrics: Metrics): ConsentSource {
+export function upstreamConsentSource(upstream: UpstreamClient, path: string, cache: CacheOptions, now: () => number): ConsentSource {
   const entries = new Map<string, { at: number; consents: readonly Consent[] }>();
   const pending = new Map<string, Promise<readonly Consent[]>>();
 
   const fetchConsents = async (id: string, ex: Exchange): Promise<readonly Consent[]> => {
     let res;
     try {
-      res = await callUpstream(upstream, { method: 'GET', path, query: new URLSearchParams({ patient: id, status: 'active' }) }, ex, metrics);
+      res = await upstream.call({ method: 'GET', path, query: new URLSearchParams({ patient: id, status: 'active' }) }, ex);
     } catch (err) {
       throw new ConsentLookupFailed('consent upstream unreachable', { cause: err });
     }

@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { BadRequest, Conflict, GatewayError, ServiceUnavailable, Unprocessable } from '../../gateway/sdk/errors.ts';
-import type { Exchange, Policy, PolicyHandler, ResponseBody } from '../../gateway/sdk/types.ts';
+import { PolicyConfigError, BadRequest, Conflict, GatewayError, ServiceUnavailable, Unprocessable, definePolicy, type Exchange, type Policy, type PolicyHandler, type ResponseBody } from '../../gateway/sdk/index.ts';
 import { DURATION_PATTERN, parseDuration } from '../../gateway/lib/duration.ts';
 import { decodeRecord, type DoneRecord, type StoredRecord } from './record.ts';
 
@@ -28,8 +26,10 @@ interface Claim {
   settled: boolean;
 }
 
-export const idempotencyPolicy: Policy<IdempotencyConfig> = {
+export const idempotencyPolicy = definePolicy({
   name: 'idempotency',
+  // Keys are scoped to the caller, and a stored response must be the one the caller was allowed to see.
+  dependencies: { requires: ['principal'], after: ['minimized-body', 'consent-filtered-body', 'compartment-filtered-body'] },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -186,6 +186,6 @@ export const idempotencyPolicy: Policy<IdempotencyConfig> = {
     };
     return handler;
   },
-};
+});
 
 export default idempotencyPolicy;

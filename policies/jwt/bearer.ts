@@ -1,6 +1,4 @@
-import { BadRequest, Unauthorized } from '../../gateway/sdk/errors.ts';
-import { BEARER_CHALLENGE, invalidToken } from '../../gateway/identity/registry.ts';
-import type { Exchange } from '../../gateway/sdk/types.ts';
+import { BadRequest, Unauthorized, BEARER_CHALLENGE, invalidToken, type Exchange } from '../../gateway/sdk/index.ts';
 
 /** RFC 6750 §2.1 b64token, with optional padding. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;

@@ -1,7 +1,4 @@
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { GatewayError } from '../../gateway/sdk/errors.ts';
-import { principalFrom, type TrustedIssuer } from '../../gateway/identity/registry.ts';
-import type { Policy } from '../../gateway/sdk/types.ts';
+import { PolicyConfigError, GatewayError, principalFrom, definePolicy, type TrustedIssuer, type Policy } from '../../gateway/sdk/index.ts';
 import { bearerToken, looksLikeJwt } from './bearer.ts';
 import { introspectToken, verifyJwt } from './verify.ts';
 
@@ -23,8 +20,9 @@ function unusable(t: TrustedIssuer): string | undefined {
  * introspection when it is opaque. The verified principal goes on the exchange for later policies.
  * Always fails closed: an unverifiable token is a 401, an unreachable key or introspection endpoint a 503.
  */
-export const jwtPolicy: Policy<JwtConfig> = {
+export const jwtPolicy = definePolicy({
   name: 'jwt',
+  dependencies: { provides: ['principal'] },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -68,6 +66,6 @@ export const jwtPolicy: Policy<JwtConfig> = {
       },
     };
   },
-};
+});
 
 export default jwtPolicy;

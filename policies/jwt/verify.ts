@@ -1,7 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey, type ProtectedHeaderParameters } from 'jose';
-import { ServiceUnavailable, type GatewayError } from '../../gateway/sdk/errors.ts';
-import { invalidToken, type TrustedIssuer } from '../../gateway/identity/registry.ts';
-import { IntrospectionUnavailable, type IntrospectionDeps } from '../../gateway/identity/introspection.ts';
+import { ServiceUnavailable, invalidToken, IntrospectionUnavailable, type GatewayError, type TrustedIssuer, type IntrospectionDeps } from '../../gateway/sdk/index.ts';
 
 export interface Verified {
   claims: Record<string, unknown>;

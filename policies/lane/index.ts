@@ -1,6 +1,4 @@
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { ServiceUnavailable } from '../../gateway/sdk/errors.ts';
-import type { Policy, SharedKey } from '../../gateway/sdk/types.ts';
+import { PolicyConfigError, ServiceUnavailable, definePolicy, type SharedKey } from '../../gateway/sdk/index.ts';
 import { Lane, LaneRefusal, type LaneOptions } from './lane.ts';
 
 export type LaneConfig = LaneOptions;
@@ -19,7 +17,7 @@ const DETAIL: Record<string, string> = {
  * upstream connections and gateway capacity that clinical reads need. Routes naming the same lane share its
  * slots within one gateway instance.
  */
-export const lanePolicy: Policy<LaneConfig> = {
+export const lanePolicy = definePolicy({
   name: 'lane',
   configSchema: {
     type: 'object',
@@ -62,6 +60,6 @@ export const lanePolicy: Policy<LaneConfig> = {
       },
     };
   },
-};
+});
 
 export default lanePolicy;

@@ -1,9 +1,7 @@
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { Forbidden, BadRequest, InternalError } from '../../gateway/sdk/errors.ts';
+import { PolicyConfigError, Forbidden, BadRequest, InternalError, definePolicy, type Exchange, type Policy, type PolicyHandler, type Principal } from '../../gateway/sdk/index.ts';
 import { isBundle, isResource, mapBundle, requestJsonFromUpstream, type FhirResource } from '../../gateway/lib/fhir-bundle.ts';
 import { isPlainObject } from '../../gateway/lib/json-path.ts';
 import { PURPOSE_OF_USE_CODES, purposeOf } from '../../gateway/lib/purpose-of-use.ts';
-import type { Exchange, Policy, PolicyHandler, Principal } from '../../gateway/sdk/types.ts';
 import { applyTree, compileSelectors, createPseudonymizer, type FieldTree, type Pseudonymizer } from './fields.ts';
 import { compiledProfile, type CompiledProfile, type MinimizationConfig } from './profiles.ts';
 
@@ -22,9 +20,9 @@ export interface MinimizeConfig {
   roleClaim: string;
 }
 
-const KIND = { type: 'string', pattern: '^[a-z][a-z0-9-]*$' };
-const strings = (description: string) => ({ type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string' }, description });
-const purposes = (description: string) => ({ type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...PURPOSE_OF_USE_CODES] }, description });
+const KIND = { type: 'string', pattern: '^[a-z][a-z0-9-]*$' } as const;
+const strings = (description: string) => ({ type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string' }, description }) as const;
+const purposes = (description: string) => ({ type: 'array', minItems: 1, uniqueItems: true, items: { enum: PURPOSE_OF_USE_CODES }, description }) as const;
 
 /** Error bodies keep only what a client needs to react; upstream diagnostics may echo identifiers. */
 const DEFAULT_OUTCOME = compileSelectors(['issue[].severity', 'issue[].code']);
@@ -109,8 +107,9 @@ class Minimizer {
  * Deny by default: unlisted fields, resource types and document kinds are removed; no matching profile
  * is a 403 before the upstream is called.
  */
-export const minimizePolicy: Policy<MinimizeConfig> = {
+export const minimizePolicy = definePolicy({
   name: 'minimize',
+  dependencies: { provides: ['purpose-of-use', 'minimized-body'], after: ['consent-filtered-body', 'compartment-filtered-body'] },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -162,7 +161,7 @@ export const minimizePolicy: Policy<MinimizeConfig> = {
     },
   },
   create(config, ctx) {
-    const section = ctx.config.minimization as MinimizationConfig | undefined;
+    const section = ctx.section<MinimizationConfig>('minimization');
     if (!section) throw new PolicyConfigError('needs a top-level `minimization:` section with profiles');
     if (config.kind && config.parts) throw new PolicyConfigError('give either `kind` or `parts`, not both', 'parts');
     const rules = config.select.map((s, i) => {
@@ -179,7 +178,7 @@ export const minimizePolicy: Policy<MinimizeConfig> = {
       onRequest(ex: Exchange) {
         const purpose = purposeOf(ex);
         if (!purpose && required) throw new BadRequest({ detail: 'This route requires a purpose of use (X-Purpose-Of-Use)', reason: 'purpose-required' });
-        if (purpose && allowed && !allowed.includes(purpose)) throw new Forbidden({ detail: 'The declared purpose of use is not allowed on this route', reason: 'purpose-not-allowed' });
+        if (purpose && allowed && !(allowed as readonly string[]).includes(purpose)) throw new Forbidden({ detail: 'The declared purpose of use is not allowed on this route', reason: 'purpose-not-allowed' });
         const roles = rolesOf(ex.principal, config.roleClaim);
         const rule = rules.find((r) => matches(r.when, purpose, ex.principal, roles));
         if (!rule) throw new Forbidden({ detail: 'No data minimization profile applies to this caller', reason: 'no-minimization-profile' });
@@ -205,6 +204,6 @@ export const minimizePolicy: Policy<MinimizeConfig> = {
     };
     return handler;
   },
-};
+});
 
 export default minimizePolicy;

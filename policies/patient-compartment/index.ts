@@ -1,8 +1,4 @@
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { BadGateway, Forbidden, ResourceNotFound } from '../../gateway/sdk/errors.ts';
-import { requirePrincipal } from '../../gateway/identity/registry.ts';
-import { callUpstream } from '../../gateway/upstream/client.ts';
-import type { Exchange, FhirInteraction, Policy, PolicyContext, PolicyHandler } from '../../gateway/sdk/types.ts';
+import { PolicyConfigError, BadGateway, Forbidden, ResourceNotFound, requirePrincipal, definePolicy, type Exchange, type FhirInteraction, type Policy, type PolicyContext, type PolicyHandler } from '../../gateway/sdk/index.ts';
 import { FHIR_ID } from './references.ts';
 import { checkPatch, checkPathParams, checkWrittenResource, confineSearch, keepResponsesInspectable, type CompartmentRules } from './request.ts';
 import { filterForPatient, type FilterRules } from './response.ts';
@@ -17,7 +13,7 @@ export interface PatientCompartmentConfig {
   listField: string;
 }
 
-const NAME = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_-]*$' };
+const NAME = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_-]*$' } as const;
 const WRITES_TO_EXISTING: ReadonlySet<FhirInteraction> = new Set(['update', 'patch', 'delete']);
 
 /**
@@ -41,10 +37,10 @@ function boundPatient(ex: Exchange): string | undefined {
  */
 function existingResourceCheck(ctx: PolicyContext, filter: FilterRules, refuse: (reason: string) => Error) {
   const target = ctx.route.targetConfig;
-  const upstream = 'upstream' in target ? ctx.upstreams.get(target.upstream) : undefined;
+  const upstream = 'upstream' in target ? ctx.upstream(target.upstream) : undefined;
   if (!upstream) throw new PolicyConfigError('writes under patient-compartment need a system target (the existing resource is read first)');
   return async (ex: Exchange, patient: string) => {
-    const existing = await callUpstream(upstream, { method: 'GET', path: ex.upstreamPath, headers: { accept: 'application/fhir+json' } }, ex, ctx.metrics);
+    const existing = await upstream.call({ method: 'GET', path: ex.upstreamPath, headers: { accept: 'application/fhir+json' } }, ex);
     if (existing.status === 404 || existing.status === 410) return;
     if (existing.status !== 200) throw new BadGateway({ reason: 'compartment-preread', detail: 'The existing resource could not be checked' });
     if (filterForPatient(existing.body, patient, filter).foreign) throw refuse('other-patient-write');
@@ -56,8 +52,10 @@ function existingResourceCheck(ctx: PolicyContext, filter: FilterRules, refuse: 
  * confined on the way in (path parameters, search parameters, written bodies) and responses filtered on the
  * way out (Bundle entries and list records of other patients removed; a single foreign record refused).
  */
-export const patientCompartmentPolicy: Policy<PatientCompartmentConfig> = {
+export const patientCompartmentPolicy = definePolicy({
   name: 'patient-compartment',
+  // The response filter needs the references that minimization may remove: it must run before minimize's.
+  dependencies: { requires: ['principal'], provides: ['compartment-filtered-body'] },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -119,6 +117,6 @@ export const patientCompartmentPolicy: Policy<PatientCompartmentConfig> = {
     };
     return handler;
   },
-};
+});
 
 export default patientCompartmentPolicy;

@@ -1,7 +1,6 @@
-import { BadRequest, Forbidden, UnsupportedMediaType } from '../../gateway/sdk/errors.ts';
+import { BadRequest, Forbidden, UnsupportedMediaType, type Exchange } from '../../gateway/sdk/index.ts';
 import { isResource } from '../../gateway/lib/fhir-bundle.ts';
 import { refuseSearchBody, splitValues } from '../../gateway/lib/fhir-search.ts';
-import type { Exchange } from '../../gateway/sdk/types.ts';
 import { ownership, patientIdOf } from './references.ts';
 
 export interface CompartmentRules {

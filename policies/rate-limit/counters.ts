@@ -1,6 +1,6 @@
 import type { IncrementResponse, Store as LimiterStore } from 'express-rate-limit';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
-import { isRedisStore, type Store } from '../../gateway/store/index.ts';
+import { isRedisStore, type Store } from '../../gateway/sdk/index.ts';
 
 export type Algorithm = 'fixed' | 'sliding';
 

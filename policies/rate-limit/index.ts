@@ -2,9 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import type { Logger } from 'winston';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { GatewayError, ServiceUnavailable, TooManyRequests } from '../../gateway/sdk/errors.ts';
-import type { Exchange, Policy, PolicyDecision } from '../../gateway/sdk/types.ts';
+import { PolicyConfigError, GatewayError, ServiceUnavailable, TooManyRequests, definePolicy, type Exchange, type Policy, type PolicyDecision } from '../../gateway/sdk/index.ts';
 import { createCounters, type Algorithm, type LimitSpec } from './counters.ts';
 import { DURATION_PATTERN, parseDuration } from '../../gateway/lib/duration.ts';
 import { compileKey, KEY_PARTS, type KeyPart } from './keys.ts';
@@ -30,8 +28,8 @@ const MAX_WINDOW_MS = 86_400_000;
 const WARN_EVERY_MS = 10_000;
 const RATE_LIMIT_HEADERS = ['RateLimit', 'RateLimit-Policy', 'Retry-After'];
 
-const limitSchema = { type: 'integer', minimum: 1, maximum: 1_000_000_000, description: 'Requests admitted per window' };
-const windowSchema = { type: 'string', pattern: DURATION_PATTERN, description: 'Window length: 1s … 1d (e.g. 1s, 1m, 1h)' };
+const limitSchema = { type: 'integer', minimum: 1, maximum: 1_000_000_000, description: 'Requests admitted per window' } as const;
+const windowSchema = { type: 'string', pattern: DURATION_PATTERN, description: 'Window length: 1s … 1d (e.g. 1s, 1m, 1h)' } as const;
 const limitsSchema = {
   type: 'array',
   minItems: 1,
@@ -43,7 +41,7 @@ const limitsSchema = {
     properties: { limit: limitSchema, window: windowSchema },
   },
   description: 'Several limits that all apply (e.g. 10 per 1s and 1000 per 1h); a request must fit every one',
-};
+} as const;
 
 /** Exactly one of `limit` + `window` or `limits`, every window in range, no limit listed twice. */
 function specsOf(c: { limit?: number; window?: string; limits?: LimitConfig[] }, algorithm: Algorithm, path: string): LimitSpec[] {
@@ -85,7 +83,7 @@ function run(limiter: RateLimitRequestHandler, req: IncomingMessage, res: Server
   });
 }
 
-export const rateLimitPolicy: Policy<RateLimitConfig> = {
+export const rateLimitPolicy = definePolicy({
   name: 'rate-limit',
   configSchema: {
     type: 'object',
@@ -201,6 +199,6 @@ export const rateLimitPolicy: Policy<RateLimitConfig> = {
       },
     };
   },
-};
+});
 
 export default rateLimitPolicy;

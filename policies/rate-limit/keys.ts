@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ipKeyGenerator } from 'express-rate-limit';
-import type { Exchange } from '../../gateway/sdk/types.ts';
+import type { Exchange } from '../../gateway/sdk/index.ts';
 
 export type KeyPart = 'client' | 'subject' | 'ip' | 'route';
 export const KEY_PARTS: readonly KeyPart[] = ['client', 'subject', 'ip', 'route'];

@@ -1,8 +1,5 @@
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { Forbidden } from '../../gateway/sdk/errors.ts';
+import { PolicyConfigError, Forbidden, insufficientScope, requirePrincipal, definePolicy, type Exchange, type Policy, type Principal } from '../../gateway/sdk/index.ts';
 import { refuseSearchBody } from '../../gateway/lib/fhir-search.ts';
-import { insufficientScope, requirePrincipal } from '../../gateway/identity/registry.ts';
-import type { Exchange, Policy, Principal } from '../../gateway/sdk/types.ts';
 import { applyConstraints, grantsFor, neededScopes, permissionFor, type SmartContext, type SmartNeed } from './smart.ts';
 
 type ClaimValue = string | number | boolean;
@@ -16,7 +13,7 @@ export interface ScopesConfig {
 }
 
 /** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
-const SCOPE_TOKEN = { type: 'string', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' };
+const SCOPE_TOKEN = { type: 'string', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } as const;
 
 /**
  * Search parameters that reach beyond the resource type a scope grants: includes, reverse chaining,
@@ -42,8 +39,9 @@ function claimCondition(name: string, allowed: ClaimValue[]) {
  * condition must hold. v2 scopes with `?param=value` constraints grant only searches carrying those
  * values; the gateway adds them to the query when the client left them out.
  */
-export const scopesPolicy: Policy<ScopesConfig> = {
+export const scopesPolicy = definePolicy({
   name: 'scopes',
+  dependencies: { requires: ['principal'] },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -117,6 +115,6 @@ export const scopesPolicy: Policy<ScopesConfig> = {
       },
     };
   },
-};
+});
 
 export default scopesPolicy;

@@ -1,5 +1,5 @@
 import { splitValues } from '../../gateway/lib/fhir-search.ts';
-import type { FhirInteraction } from '../../gateway/sdk/types.ts';
+import type { FhirInteraction } from '../../gateway/sdk/index.ts';
 
 /**
  * SMART App Launch scopes, v1 and v2 (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html):

@@ -2,10 +2,8 @@ import { pathToFileURL } from 'node:url';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { Counter } from 'prom-client';
 import { createAjv } from '../../gateway/lib/ajv.ts';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
-import { BadGateway, UnsupportedMediaType, ValidationFailed } from '../../gateway/sdk/errors.ts';
+import { PolicyConfigError, BadGateway, UnsupportedMediaType, ValidationFailed, definePolicy, type Exchange, type Policy, type PolicyContext, type PolicyHandler, type ResponseBody } from '../../gateway/sdk/index.ts';
 import { isPlainObject } from '../../gateway/lib/json-path.ts';
-import type { Exchange, Policy, PolicyContext, PolicyHandler, ResponseBody } from '../../gateway/sdk/types.ts';
 import { SchemaFiles } from './schema-files.ts';
 
 type Schema = Record<string, unknown>;
@@ -70,14 +68,14 @@ const queryObject = (q: URLSearchParams) =>
     return [k, all.length === 1 ? all[0] : all];
   }));
 
-const schemaOption = (description: string) => ({ type: 'object', description });
+const schemaOption = (description: string) => ({ type: 'object', description }) as const;
 
 /**
  * Request (and optionally response) validation against JSON Schemas compiled once at load, with a fresh
  * ajv per policy instance (no defaults, no coercion: what the client sent is what is checked and sent on).
  * A failing request gets one 400 listing every violation by JSON pointer; values are never echoed.
  */
-export const validatePolicy: Policy<ValidateConfig> = {
+export const validatePolicy = definePolicy({
   name: 'validate',
   configSchema: {
     type: 'object',
@@ -174,6 +172,6 @@ export const validatePolicy: Policy<ValidateConfig> = {
       },
     };
   },
-};
+});
 
 export default validatePolicy;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Ajv } from 'ajv';
-import { PolicyConfigError } from '../../gateway/config/errors.ts';
+import { PolicyConfigError } from '../../gateway/sdk/index.ts';
 import { isPlainObject } from '../../gateway/lib/json-path.ts';
 
 /** Keywords whose values are data, not schemas: a `$ref` key inside them is not a reference. */
