@@ -263,7 +263,7 @@ export interface TestIssuer {
   /** YAML flow mapping for `identity.issuers` (static key, RS256). */
   yaml: string;
   name: string;
-  mint(claims?: { clientId?: string; sub?: string; scope?: string }): Promise<string>;
+  mint(claims?: { clientId?: string; sub?: string; scope?: string; extra?: Record<string, unknown> }): Promise<string>;
 }
 
 /** A signing key of our own, trusted through a static JWK: real RS256 tokens without an IdP. */
@@ -276,7 +276,7 @@ export async function createTestIssuer(name = 'test-idp'): Promise<TestIssuer> {
     name,
     yaml: `{ name: ${name}, issuer: "${issuer}", audiences: [hcgw-test], algorithms: [RS256], keys: [${JSON.stringify(jwk)}] }`,
     mint: (c = {}) =>
-      new SignJWT({ ...(c.clientId ? { client_id: c.clientId } : {}), scope: c.scope ?? 'system/*.rs' })
+      new SignJWT({ ...(c.clientId ? { client_id: c.clientId } : {}), scope: c.scope ?? 'system/*.rs', ...c.extra })
         .setProtectedHeader({ alg: 'RS256', kid })
         .setIssuer(issuer)
         .setAudience('hcgw-test')

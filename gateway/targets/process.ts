@@ -1,6 +1,7 @@
 import {
   BadGateway,
   BadRequest,
+  Forbidden,
   Conflict,
   GatewayError,
   GatewayTimeout,
@@ -15,7 +16,7 @@ import { callUpstream } from '../upstream/client.ts';
 import type { Exchange, Principal, ResponseBody, RouteConfig } from '../sdk/types.ts';
 import { compilePlan, type Plan, type ProcessTargetConfig, type Step } from './compose-plan.ts';
 import type { Target, TargetContext } from './system.ts';
-import type { TemplateScope } from './template.ts';
+import { missingValueKind, type TemplateScope } from './template.ts';
 
 export { processTargetSchema, type ProcessTargetConfig } from './compose-plan.ts';
 
@@ -65,11 +66,19 @@ function queryValues(v: unknown): string[] {
 
 const REASON_OF: Record<string, string> = { connect: 'connect-failed', reset: 'reset', timeout: 'timeout', 'circuit-open': 'circuit-open' };
 
+/** The outcome reason of a value a path or query needs but the scope lacks (see missingValueKind). */
+const MISSING_REASON = { principal: 'missing-principal-context', request: 'missing-input', step: 'missing-value' } as const;
+
 async function runStep(step: Step, scope: TemplateScope, ex: Exchange, signal: AbortSignal, ctx: TargetContext): Promise<Outcome> {
   const path = step.path(scope);
-  if (path === undefined) return { ok: false, reason: step.pathFromRequest ? 'missing-input' : 'missing-value' };
+  if (path === undefined) return { ok: false, reason: MISSING_REASON[missingValueKind(step.path)] };
   const query = new URLSearchParams();
-  for (const [k, render] of step.query) for (const v of queryValues(render(scope))) query.append(k, v);
+  for (const [k, render] of step.query) {
+    const values = queryValues(render(scope));
+    // A filter that renders to nothing must not vanish from the call (the upstream would answer for everyone).
+    if (!values.length && !render.optional) return { ok: false, reason: MISSING_REASON[missingValueKind(render)] };
+    for (const v of values) query.append(k, v);
+  }
   const headers: Record<string, string> = { ...ex.upstreamHeaders };
   const auth = ex.req.headers.authorization;
   if (step.upstream.config.forwardAuthorization && auth) headers.authorization = auth;
@@ -96,6 +105,7 @@ const MIRRORED: Record<number, new (o: ConstructorParameters<typeof BadGateway>[
 function requiredFailure(step: Step, outcome: Extract<Outcome, { ok: false }>): GatewayError {
   const opts = { detail: `Required step "${step.name}" failed`, reason: `step-${outcome.reason}`, extensions: { step: step.name } };
   if (outcome.reason === 'missing-input') return new BadRequest({ ...opts, detail: `The request lacks a value step "${step.name}" needs` });
+  if (outcome.reason === 'missing-principal-context') return new Forbidden({ ...opts, detail: `The access token lacks a context step "${step.name}" needs` });
   const Mirrored = outcome.status === undefined ? undefined : MIRRORED[outcome.status];
   if (Mirrored) return new Mirrored(opts);
   const e = outcome.error;

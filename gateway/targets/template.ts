@@ -40,6 +40,29 @@ export class TemplateError extends Error {
  */
 export interface TemplateUse {
   readonly reads: ReadonlySet<string>;
+  /**
+   * True when every value in the template declares a fallback (`{{ x ?? "v" }}`, or `?? null` to leave
+   * the parameter out): only then may a missing value pass. Otherwise a path or query value that renders
+   * to nothing fails the request, so a filter can never silently drop out of an upstream call.
+   */
+  readonly optional?: boolean;
+}
+
+/**
+ * Who is to blame when a template value is missing, which decides the answer: the caller's token lacks a
+ * context (`principal.*`, 403), the request lacks a value (`params`/`query`/`body`, 400), or an earlier
+ * step's answer lacks it (`steps.*`, 502).
+ */
+export function missingValueKind(use: TemplateUse): 'principal' | 'request' | 'step' {
+  const roots = [...use.reads].map((r) => r.split('.')[0]);
+  if (roots.includes('principal')) return 'principal';
+  if (roots.some((r) => r === 'params' || r === 'query' || r === 'body')) return 'request';
+  return 'step';
+}
+
+/** Absent, null, empty text or an empty list: nothing a parameter can carry. */
+export function isMissing(v: unknown): boolean {
+  return v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0);
 }
 
 /** Names read under one root: `namesUnder(t, 'steps')` → the steps a template needs. */
@@ -56,6 +79,8 @@ export type Render<T> = ((scope: TemplateScope) => T) & TemplateUse;
 interface Expression {
   get: Getter;
   reads: string;
+  /** Declared a fallback with `??`. */
+  optional?: boolean;
 }
 
 const EXPRESSION = /\{\{([^{}]*)\}\}/g;
@@ -66,7 +91,25 @@ function toId(v: unknown): unknown {
   return Array.isArray(v) ? v.map(toId) : v;
 }
 
+/** `?? "text"`, `?? 3`, `?? true` or `?? null` (leave out): a JSON scalar, parsed once at load. */
+function parseFallback(source: string, text: string): unknown {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new TemplateError(`"${source}": the fallback after ?? must be a JSON string, number, boolean or null`);
+  }
+  if (v !== null && typeof v === 'object') throw new TemplateError(`"${source}": the fallback after ?? must be a JSON string, number, boolean or null`);
+  return v === null ? undefined : v;
+}
+
 function compileExpression(source: string): Expression {
+  const q = source.indexOf('??');
+  if (q !== -1) {
+    const e = compileExpression(source.slice(0, q));
+    const fallback = parseFallback(source, source.slice(q + 2).trim());
+    return { ...e, optional: true, get: (doc) => (isMissing(e.get(doc)) ? fallback : e.get(doc)) };
+  }
   const [pathText, filterText, ...rest] = source.split('|').map((s) => s.trim());
   if (rest.length) throw new TemplateError(`"${source}": only one filter is allowed`);
   let filter: ((v: unknown) => unknown) | undefined;
@@ -99,7 +142,7 @@ function compilePath(path: string): Expression {
 }
 
 function useOf(exprs: Expression[]): TemplateUse {
-  return { reads: new Set(exprs.map((e) => e.reads)) };
+  return { reads: new Set(exprs.map((e) => e.reads)), optional: exprs.length > 0 && exprs.every((e) => e.optional) };
 }
 
 function scalar(v: unknown): string | undefined {
@@ -140,7 +183,7 @@ export function compileString(text: string, encode: (s: string) => string = (s) 
       if (typeof p === 'string') out += p;
       else {
         const v = scalar(p.get(scope));
-        if (v === undefined) return undefined;
+        if (v === undefined || v === '') return undefined;
         out += encode(v);
       }
     }
@@ -157,7 +200,7 @@ export function compileUrlPath(text: string): Render<string | undefined> {
     // A path that is one whole `{{ x }}` still has to be a scalar, and is encoded like any value.
     const s = scalar(v);
     return s === undefined ? undefined : encodeURIComponent(s);
-  }, { reads: t.reads });
+  }, { reads: t.reads, optional: t.optional });
 }
 
 function merged(uses: TemplateUse[]): TemplateUse {
