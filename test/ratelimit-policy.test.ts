@@ -169,7 +169,7 @@ routes:
 
   test('valid configs compile, with defaults filled in', async () => {
     assert.deepEqual(await load('{ limit: 100, window: 1m }'), []);
-    assert.deepEqual(await load('{ key: [client, route], limits: [{ limit: 10, window: 1s }, { limit: 1000, window: 1h }], algorithm: sliding, fail: closed, overrides: { partner: { limits: [{ limit: 20, window: 1s }] } } }'), []);
+    assert.deepEqual(await load('{ key: [client, route], limits: [{ limit: 10, window: 1s }, { limit: 1000, window: 1h }], algorithm: sliding, failMode: closed, overrides: { partner: { limits: [{ limit: 20, window: 1s }] } } }'), []);
   });
 
   const cases: Array<[string, string, RegExp]> = [
