@@ -6,6 +6,7 @@
 import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 
 const upstream = {
   type: 'object',
@@ -52,6 +53,7 @@ const upstream = {
         openMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000, description: 'Time open before one half-open probe request is let through' },
       },
     },
+    auth: upstreamAuthSchema,
   },
 };
 

@@ -1,4 +1,5 @@
 import type { AuditConfig } from '../audit/schema.ts';
+import type { UpstreamAuthConfig } from '../upstream/auth/schema.ts';
 
 /** The shapes of routes.yaml (mirrors gateway/config/schema.ts). */
 export type Layer = 'system' | 'process' | 'experience';
@@ -17,6 +18,7 @@ export interface UpstreamConfig {
   honorsIdempotencyKey?: boolean;
   tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
   circuitBreaker?: { failures: number; windowMs: number; openMs: number };
+  auth?: UpstreamAuthConfig;
 }
 
 export interface IssuerConfig {
