@@ -2,6 +2,7 @@ import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
 import { createAjv } from '../lib/ajv.ts';
+import { deepFreeze } from '../lib/freeze.ts';
 import { buildChain } from '../pipeline/chain.ts';
 import { createIdentityRegistry } from '../identity/registry.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -42,13 +43,6 @@ const ajv = createAjv({ useDefaults: true });
 const targetValidators = new WeakMap<object, ValidateFunction>();
 const RESERVED_PATHS = /^\/(healthz|readyz|metrics|admin)(\/|$)/;
 
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
 
 function describeError(err: unknown): string {
   if (err instanceof PolicyConfigError) return err.message;

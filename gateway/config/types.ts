@@ -1,5 +1,7 @@
 import type { AuditConfig } from '../audit/schema.ts';
 import type { UpstreamAuthConfig } from '../upstream/auth/schema.ts';
+import type { ServerTlsConfig } from '../http/tls.ts';
+import type { SenderConstraintConfig } from '../identity/sender-constraint.ts';
 
 /** The shapes of routes.yaml (mirrors gateway/config/schema.ts). */
 export type Layer = 'system' | 'process' | 'experience';
@@ -21,7 +23,7 @@ export interface UpstreamConfig {
   auth?: UpstreamAuthConfig;
 }
 
-export interface IssuerConfig {
+export interface IssuerConfig extends SenderConstraintConfig {
   name: string;
   issuer: string;
   jwksUri?: string;
@@ -63,6 +65,7 @@ export interface ServerConfig {
   keepAliveTimeoutMs: number;
   logLevel: string;
   admin?: { port: number; host: string; token?: string };
+  tls?: ServerTlsConfig;
 }
 
 export type RouteTargetConfig =

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import { dirname, resolve } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -18,6 +20,7 @@ import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness 
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { securityHeaders } from './security-headers.ts';
+import { serverTlsOptions } from './tls.ts';
 import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from '../store/index.ts';
@@ -290,7 +293,8 @@ export class Gateway {
 
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
-    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
+    const options = { requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) };
+    const server: http.Server = cfg.tls ? https.createServer({ ...options, ...serverTlsOptions(cfg.tls, dirname(resolve(this.file))) }, this.app) : http.createServer(options, this.app);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
