@@ -3,6 +3,7 @@ import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
 import { createAjv } from '../lib/ajv.ts';
 import { deepFreeze } from '../lib/freeze.ts';
+import { checkFhirSection } from '../fhir/index.ts';
 import { buildChain } from '../pipeline/chain.ts';
 import { createIdentityRegistry } from '../identity/registry.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -76,6 +77,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   /** Policies see the sections they ask for by name, never the whole config with other parts' secrets. */
   const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
+  issues.push(...checkFhirSection(config));
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });

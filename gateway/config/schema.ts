@@ -9,6 +9,7 @@ import { minimizationSchema } from '../../policies/minimize/profiles.ts';
 import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
+import { fhirSectionSchema } from '../fhir/schema.ts';
 
 const upstream = {
   type: 'object',
@@ -202,6 +203,7 @@ export const configSchema = {
     plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
     audit: auditSectionSchema,
     minimization: minimizationSchema,
+    fhir: fhirSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
     routes: { type: 'array', items: route },
   },
