@@ -193,3 +193,53 @@ describe('CLI', () => {
     assert.match(r.stdout + r.stderr, /refusing to start/);
   });
 });
+
+describe('renamed config keys (deprecation, not breakage)', () => {
+  const limited = (rl: string, idem: string) =>
+    BASE.replace('algorithms: [RS256] }', 'algorithms: [RS256], audiences: [api] }') +
+    `routes:
+  - id: charge
+    layer: system
+    match: { methods: [POST], path: /charge }
+    target: { upstream: ehr, path: /charge }
+    policies:
+      - jwt: { issuers: [idp] }
+      - rate-limit: { key: client, limit: 5, window: 1s${rl} }
+      - idempotency: { required: true${idem} }
+`;
+  const compile = async (yaml: string) => {
+    const compiled = await compileConfig(await loadConfigFile(writeConfig(yaml)), { logger: createLogger({ silent: true }), metrics: createMetrics(), store: createMemoryStore() });
+    await compiled.close();
+    return compiled;
+  };
+
+  // That the old key keeps its meaning is shown by behaviour in test/idempotency.test.ts (store down, `fail: open`).
+  test('the old `fail` compiles, with a warning naming the path and the new key', async () => {
+    const compiled = await compile(limited(', fail: closed', ', fail: open'));
+    assert.deepEqual(
+      compiled.warnings.map((w) => w.path),
+      ['routes[0].policies[1].rate-limit.fail', 'routes[0].policies[2].idempotency.fail'],
+    );
+    assert.match(compiled.warnings[0].message, /deprecated: rename it to `failMode`/);
+  });
+
+  test('the new `failMode` compiles without warnings', async () => {
+    assert.deepEqual((await compile(limited(', failMode: closed', ', failMode: open'))).warnings, []);
+  });
+
+  test('both spellings at once is an error: which one was meant cannot be known', async () => {
+    const issues = await issuesOf(limited(', fail: open, failMode: closed', ''));
+    assert.ok(issues.some((i) => i.path === 'routes[0].policies[1].rate-limit.fail' && /keep only `failMode`/.test(i.message)), JSON.stringify(issues));
+  });
+
+  test('a bad value under the old name is reported where the author wrote it', async () => {
+    const issues = await issuesOf(limited(', fail: sometimes', ''));
+    assert.ok(issues.some((i) => i.path === 'routes[0].policies[1].rate-limit.fail' && /must be one of: open, closed/.test(i.message)), JSON.stringify(issues));
+  });
+
+  test('`hcgw validate` prints the deprecation on stderr and still exits 0', () => {
+    const r = cli('validate', writeConfig(limited(', fail: closed', '')));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: routes\[0\]\.policies\[1\]\.rate-limit\.fail: `fail` is deprecated: rename it to `failMode`/);
+  });
+});

@@ -40,6 +40,7 @@ async function validate(file: string, opts: { quiet?: boolean } = {}): Promise<n
     const loaded = await loadConfigFile(file);
     const store = createMemoryStore();
     const compiled = await compileConfig(loaded, { logger: createLogger({ silent: true }), metrics: createMetrics(), store });
+    for (const w of compiled.warnings) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
     const layers = compiled.routes.reduce<Record<string, number>>((acc, r) => ((acc[r.layer] = (acc[r.layer] ?? 0) + 1), acc), {});
     if (!opts.quiet) process.stdout.write(
       `${file}: OK — ${compiled.routes.length} routes (${Object.entries(layers).map(([l, n]) => `${n} ${l}`).join(', ')}), ` +

@@ -16,7 +16,7 @@ import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
 import { upstreamClient } from '../upstream/client.ts';
-import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
+import type { CompiledRoute, GatewayConfig, Policy, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
 
@@ -36,6 +36,8 @@ export interface CompiledGateway {
   readonly file: string;
   readonly hash: string;
   readonly compiledAt: Date;
+  /** Things that still work but should change (deprecated keys), each with its path and the fix. */
+  readonly warnings: readonly ConfigIssue[];
   /** Releases agents and policy resources; called after the last in-flight request of a retired router. */
   close(): Promise<void>;
 }
@@ -44,6 +46,35 @@ const ajv = createAjv({ useDefaults: true });
 const targetValidators = new WeakMap<object, ValidateFunction>();
 const RESERVED_PATHS = /^\/(healthz|readyz|metrics|admin)(\/|$)/;
 
+
+/**
+ * A renamed key is moved to its new name before validation, so a routes.yaml written for the old name keeps
+ * its meaning; giving both names is an error (which one was meant is unknowable).
+ */
+function renameDeprecatedKeys(policy: Policy, config: Record<string, unknown>, path: string, issues: ConfigIssue[], warnings: ConfigIssue[]): Map<string, string> {
+  const renamed = new Map<string, string>();
+  if (!policy.renamedKeys || config === null || typeof config !== 'object' || Array.isArray(config)) return renamed;
+  for (const [old, now] of Object.entries(policy.renamedKeys)) {
+    if (!Object.hasOwn(config, old)) continue;
+    if (Object.hasOwn(config, now)) {
+      issues.push({ path: `${path}.${old}`, message: `\`${old}\` is the deprecated name of \`${now}\`: keep only \`${now}\`` });
+      continue;
+    }
+    config[now] = config[old];
+    delete config[old];
+    renamed.set(`${path}.${now}`, `${path}.${old}`);
+    warnings.push({ path: `${path}.${old}`, message: `\`${old}\` is deprecated: rename it to \`${now}\` (same values; see docs/routes-reference.md#renamed-keys)` });
+  }
+  return renamed;
+}
+
+/** A mistake in a value given under a deprecated key is reported where the author wrote it. */
+function underWrittenName(issue: ConfigIssue, renamed: Map<string, string>): ConfigIssue {
+  for (const [now, old] of renamed) {
+    if (issue.path === now || issue.path.startsWith(`${now}.`) || issue.path.startsWith(`${now}[`)) return { ...issue, path: old + issue.path.slice(now.length) };
+  }
+  return issue;
+}
 
 function describeError(err: unknown): string {
   if (err instanceof PolicyConfigError) return err.message;
@@ -60,6 +91,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const { config, file } = loaded;
   const configDir = dirname(resolve(file));
   const issues: ConfigIssue[] = [...loaded.issues];
+  const warnings: ConfigIssue[] = [];
   const routeConfigs = Array.isArray(config.routes) ? config.routes : [];
   const shapeOk = (v: unknown) => v !== null && typeof v === 'object';
   if (!shapeOk(config.upstreams) || !shapeOk(config.identity) || !Array.isArray(config.identity.issuers)) throw new ConfigError(file, issues);
@@ -91,9 +123,10 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       issues.push({ path, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
       return undefined;
     }
-    const pconfig = structuredClone(rawConfig ?? {});
+    const pconfig = structuredClone(rawConfig ?? {}) as Record<string, unknown>;
+    const renamed = renameDeprecatedKeys(reg.policy, pconfig, `${path}.${name}`, issues, warnings);
     if (!reg.validate(pconfig)) {
-      issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`));
+      issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`).map((i) => underWrittenName(i, renamed)));
       return undefined;
     }
     return { name, reg, config: deepFreeze(pconfig) };
@@ -170,6 +203,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     throw new ConfigError(file, issues);
   }
   deepFreeze(config);
+  for (const w of warnings) deps.logger.warn('deprecated config key', { file, path: w.path, fix: w.message });
   return Object.freeze({
     router: createRouter(routes),
     routes: Object.freeze(routes),
@@ -177,6 +211,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     file,
     hash: loaded.hash,
     compiledAt: new Date(),
+    warnings: Object.freeze(warnings),
     close,
   });
 }

@@ -191,6 +191,13 @@ export const configSchema = {
         prefix: { type: 'string', default: 'hcgw:' },
         connectTimeoutMs: { type: 'integer', minimum: 1, default: 1000 },
         commandTimeoutMs: { type: 'integer', minimum: 1, default: 250 },
+        maxEntries: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 10_000_000,
+          default: 100_000,
+          description: 'memory store only: most keys held; beyond it the least recently used are evicted (hcgw_store_evictions_total)',
+        },
       },
     },
     identity: {

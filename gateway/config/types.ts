@@ -53,6 +53,7 @@ export interface StoreConfig {
   prefix?: string;
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
+  maxEntries?: number;
 }
 
 export interface ServerConfig {

@@ -122,7 +122,7 @@ export class Gateway {
     const loaded = opts.loaded ?? (await loadConfigFile(opts.file));
     const logger = opts.logger ?? createLogger({ level: loaded.config.server.logLevel });
     const gw = new Gateway(opts, logger);
-    gw.store = await createStore(loaded.config.store, logger);
+    gw.store = await createStore(loaded.config.store, logger, { onEvict: () => gw.metrics.storeEvictions.inc() });
     try {
       gw.current = { compiled: await compileConfig(loaded, gw.deps()), inflight: 0, retired: false };
     } catch (err) {

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey, type ProtectedHeaderParameters } from 'jose';
 import { deepFreeze } from '../../gateway/lib/freeze.ts';
 import { ServiceUnavailable, invalidToken, IntrospectionUnavailable, type GatewayError, type TrustedIssuer, type IntrospectionDeps } from '../../gateway/sdk/index.ts';
@@ -52,7 +53,7 @@ interface VerifiedEntry {
   payload: JWTPayload;
   key: unknown;
 }
-const verifiedCache = new WeakMap<TrustedIssuer, Map<string, VerifiedEntry>>();
+const verifiedCache = new WeakMap<TrustedIssuer, LRUCache<string, VerifiedEntry>>();
 
 /**
  * A cache hit: the payload if the entry still holds, or else the key the resolver yields now (so a
@@ -74,8 +75,7 @@ async function cachedVerification(token: string, header: ProtectedHeaderParamete
 
 function remember(token: string, issuer: TrustedIssuer, payload: JWTPayload, key: unknown): void {
   let cache = verifiedCache.get(issuer);
-  if (!cache) verifiedCache.set(issuer, (cache = new Map()));
-  if (cache.size >= VERIFIED_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  if (!cache) verifiedCache.set(issuer, (cache = new LRUCache({ max: VERIFIED_CACHE_MAX })));
   cache.set(token, { payload, key });
 }
 
