@@ -2,6 +2,8 @@ import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
 import { createAjv } from '../lib/ajv.ts';
+import { deepFreeze } from '../lib/freeze.ts';
+import { checkFhirSection } from '../fhir/index.ts';
 import { buildChain } from '../pipeline/chain.ts';
 import { createIdentityRegistry } from '../identity/registry.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -44,13 +46,6 @@ const ajv = createAjv({ useDefaults: true });
 const targetValidators = new WeakMap<object, ValidateFunction>();
 const RESERVED_PATHS = /^\/(healthz|readyz|metrics|admin)(\/|$)/;
 
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
 
 /**
  * A renamed key is moved to its new name before validation, so a routes.yaml written for the old name keeps
@@ -104,7 +99,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
     throw new ConfigError(file, [...issues, { path: 'plugins', message: err.message }]);
   });
-  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger });
+  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger }, issues);
   const identity = await createIdentityRegistry(config.identity.issuers);
   const handlers: PolicyHandler[] = [];
   const shared = createSharedResources();
@@ -114,6 +109,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   /** Policies see the sections they ask for by name, never the whole config with other parts' secrets. */
   const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
+  issues.push(...checkFhirSection(config));
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });

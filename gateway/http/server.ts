@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import { dirname, resolve } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -18,6 +20,8 @@ import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness 
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { securityHeaders } from './security-headers.ts';
+import { serverTlsOptions } from './tls.ts';
+import { createFhirSurface, type FhirSurface } from '../fhir/index.ts';
 import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from '../store/index.ts';
@@ -184,10 +188,21 @@ export class Gateway {
     // node's own answer to a missing Host would be a bare 400 without a problem body (requireHostHeader is off).
     if (req.headers.host === undefined && req.httpVersion === '1.1') return writeProblem(res, new BadRequest({ detail: 'The Host header is required', reason: 'missing-host' }), id);
     const gen = this.current;
+    const fhir = this.fhirSurface(gen.compiled);
+    // Under a FHIR base, FHIR clients get their errors as OperationOutcome resources.
+    const fail = (err: GatewayError) => fhir.writeError(req, res, path, err, id);
+    if (fhir.enabled) {
+      try {
+        fhir.checkFormat(req, path);
+      } catch (err) {
+        return fail(toGatewayError(err));
+      }
+      if (fhir.serve(req, res, path)) return;
+    }
     const m = gen.compiled.router.match(req.method, path);
-    if (m === 'bad-path') return writeProblem(res, new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }), id);
-    if (m.kind === 'none') return writeProblem(res, new RouteNotFound(), id);
-    if (m.kind === 'method-not-allowed') return writeProblem(res, new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }), id);
+    if (m === 'bad-path') return fail(new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }));
+    if (m.kind === 'none') return fail(new RouteNotFound());
+    if (m.kind === 'method-not-allowed') return fail(new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }));
 
     const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
     gen.inflight++;
@@ -208,7 +223,7 @@ export class Gateway {
       if (ge.status >= 500 && !(err instanceof GatewayError)) this.logger.error('internal error', { requestId: id, traceparent: ex.traceparent, route: route.id, error: err });
       if (ex.deniedBy) this.metrics.denials.inc({ policy: ex.deniedBy, reason: ge.reason ?? ge.code });
       for (const [k, v] of Object.entries(ex.responseHeaders)) if (!res.headersSent) res.setHeader(k, v);
-      writeProblem(res, ge, id);
+      fail(ge);
     }
   }
 
@@ -241,6 +256,13 @@ export class Gateway {
         throw new BadRequest({ detail: 'Malformed JSON body', reason: 'bad-json' });
       }
     }
+  }
+
+  private readonly fhirByConfig = new WeakMap<CompiledGateway, FhirSurface>();
+  private fhirSurface(compiled: CompiledGateway): FhirSurface {
+    let f = this.fhirByConfig.get(compiled);
+    if (!f) this.fhirByConfig.set(compiled, (f = createFhirSurface(compiled.config, compiled.compiledAt)));
+    return f;
   }
 
   /** prom-client label children per route, resolved once: label hashing per request is measurable. */
@@ -290,7 +312,8 @@ export class Gateway {
 
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
-    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
+    const options = { requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) };
+    const server: http.Server = cfg.tls ? https.createServer({ ...options, ...serverTlsOptions(cfg.tls, dirname(resolve(this.file))) }, this.app) : http.createServer(options, this.app);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();

@@ -8,6 +8,7 @@ import { ABORTED, callResilient, isAborted } from './resilience.ts';
 import { isJsonType, sendBufferedJson } from '../http/respond.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
 import type { Exchange } from '../sdk/types.ts';
+import type { Credentials } from './auth/index.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers: meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -19,6 +20,10 @@ interface InFlight {
   ex: Exchange;
   /** The upstream's response headers arrived: the attempt can no longer be retried. */
   answered(status: number): void;
+  /** The upstream refused the gateway's credentials (401) and fresh ones may differ: nothing was sent to the client. */
+  refused(): void;
+  /** The gateway's credentials sent on this attempt, when a 401 to them may still be retried. */
+  retryableCredentials?: Credentials;
   /** The response is finished (or the client left). */
   resolve(): void;
   reject(err: GatewayError): void;
@@ -55,6 +60,9 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   const { upstream, buffer, logger, metrics } = opts;
   const inflight = new WeakMap<IncomingMessage, InFlight>();
   const forwardAuth = upstream.config.forwardAuthorization === true;
+  // A 401 to the gateway's own credentials is retried once with fresh ones, so the response must not be
+  // piped to the client before its status was seen: such upstreams are always handled here, not by http-proxy.
+  const selfHandle = buffer || upstream.auth !== undefined;
 
   /**
    * What http-proxy reads of a request (method, url, headers, socket), with the already-buffered body as a
@@ -62,17 +70,20 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
    * signals `proxyReq` only once a pooled socket is free, too late to edit a request that had to wait
    * for one (maxSockets). A fresh one per attempt also lets a retry start from the client's headers.
    */
-  function outgoing(ex: Exchange): IncomingMessage {
+  function outgoing(ex: Exchange, credentials?: Credentials): IncomingMessage {
     const req = ex.req;
     const headers: IncomingHttpHeaders = bodiless(ex) ? req.headers : { ...req.headers };
     for (const h of connectionListed(req.headers)) delete headers[h];
     for (const h of HOP_BY_HOP) delete headers[h];
     if (!forwardAuth) delete headers.authorization;
+    // A DPoP proof is bound to this gateway's URL and the caller's key: meaningless (and replayable) further on.
+    delete headers.dpop;
     // Buffered routes re-serialise JSON; ask for identity so the body can be parsed without inflating it.
     if (buffer) headers['accept-encoding'] = 'identity';
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
     for (const k in ex.upstreamHeaders) headers[k.toLowerCase()] = ex.upstreamHeaders[k];
+    if (credentials) Object.assign(headers, credentials.headers);
     const url = ex.upstreamPath + ex.upstreamQueryString();
     if (headers === req.headers) {
       // No body to replay: the client's own (fully read) request serves as the source, edited in place, so
@@ -109,6 +120,11 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     const state = inflight.get(req);
     if (!state) return;
     const { ex } = state;
+    if (proxyRes.statusCode === 401 && state.retryableCredentials?.rejected()) {
+      proxyRes.resume();
+      state.refused();
+      return;
+    }
     const latency = performance.now() - state.sentAt;
     state.answered(proxyRes.statusCode ?? 502);
     ex.upstream.status = proxyRes.statusCode;
@@ -136,7 +152,10 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     });
     if (!buffer) {
       ex.status = proxyRes.statusCode;
-      return; // http-proxy pipes it; the response's 'close' resolves the exchange
+      if (!selfHandle) return; // http-proxy pipes it; the response's 'close' resolves the exchange
+      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.headers);
+      proxyRes.pipe(res);
+      return;
     }
     if (!isJsonType(proxyRes.headers['content-type']) || proxyRes.headers['content-encoding']) {
       // The route's policies (minimization, consent, compartment) must see the body to release it. A body
@@ -193,7 +212,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     changeOrigin: true,
     xfwd: true,
     agent: upstream.agent,
-    selfHandleResponse: buffer,
+    selfHandleResponse: selfHandle,
     ejectPlugins: true,
     plugins: [
       (proxy) => {
@@ -208,10 +227,10 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
    * Starts one pass through http-proxy. `answer` settles when the upstream's headers arrive (or the pass
    * failed before that, which is the only case a retry may follow); `done` when the response is finished.
    */
-  function attempt(ex: Exchange) {
-    let answer!: (v: { status: number; done: Promise<void> }) => void;
+  function attempt(ex: Exchange, credentials: Credentials | undefined, retryAuth: boolean) {
+    let answer!: (v: Answer) => void;
     let failEarly!: (e: GatewayError) => void;
-    const answer$ = new Promise<{ status: number; done: Promise<void> }>((res, rej) => ((answer = res), (failEarly = rej)));
+    const answer$ = new Promise<Answer>((res, rej) => ((answer = res), (failEarly = rej)));
     let finish!: () => void;
     let failLate!: (e: GatewayError) => void;
     const done = new Promise<void>((res, rej) => ((finish = res), (failLate = rej)));
@@ -222,9 +241,14 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       ex,
       sentAt: performance.now(),
       timedOut: false,
+      retryableCredentials: retryAuth ? credentials : undefined,
       answered(status) {
         hasAnswer = true;
         answer({ status, done });
+      },
+      refused() {
+        hasAnswer = settled = true;
+        answer({ status: 401, done: Promise.resolve(), refused: true });
       },
       resolve() {
         if (settled) return;
@@ -239,7 +263,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         else failEarly(e);
       },
     };
-    const req = outgoing(ex);
+    const req = outgoing(ex, credentials);
     inflight.set(req, state);
     middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
     return { state, answer$ };
@@ -266,12 +290,17 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         }
         current?.resolve();
       });
-      try {
-        const answered = await callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
-          const pass = attempt(ex);
-          current = pass.state;
-          return pass.answer$;
+      const pass = async (retryAuth: boolean) => {
+        const credentials = await upstream.auth?.credentials(ex);
+        return callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
+          const one = attempt(ex, credentials, retryAuth);
+          current = one.state;
+          return one.answer$;
         });
+      };
+      try {
+        let answered = await pass(true);
+        if (answered.refused) answered = await pass(false);
         await answered.done;
       } catch (err) {
         if (isAborted(err)) return; // the client left: nobody to answer
@@ -283,6 +312,14 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
 }
 
 export type ProxyTarget = ReturnType<typeof createProxyTarget>;
+
+/** How one proxy pass ended: the upstream's status, and a promise for the end of the response. */
+interface Answer {
+  status: number;
+  done: Promise<void>;
+  /** The upstream refused the gateway's credentials; the pass may be repeated with fresh ones. */
+  refused?: boolean;
+}
 
 /**
  * One proxy per upstream and mode, shared by the routes of a compiled config. http-proxy-middleware
