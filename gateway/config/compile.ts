@@ -14,6 +14,7 @@ import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
 import { upstreamClient } from '../upstream/client.ts';
+import { createPublicLinks, type PublicLinks } from '../http/public-links.ts';
 import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
@@ -34,6 +35,8 @@ export interface CompiledGateway {
   readonly file: string;
   readonly hash: string;
   readonly compiledAt: Date;
+  /** Upstream URL → public URL rewriting over this config's routes (gateway/http/public-links.ts). */
+  readonly links: PublicLinks;
   /** Releases agents and policy resources; called after the last in-flight request of a retired router. */
   close(): Promise<void>;
 }
@@ -107,6 +110,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const ids = new Set<string>();
   const seenMatch = new Map<string, string>();
   const routes: CompiledRoute[] = [];
+  const links = createPublicLinks(routes, upstreams, config.server ?? {});
   for (const [ri, rc] of routeConfigs.entries()) {
     const base = `routes[${ri}]`;
     const policyEntries = Array.isArray(rc?.policies) ? rc.policies : [];
@@ -156,7 +160,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const chain = buildChain(entries);
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config });
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
@@ -181,6 +185,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     file,
     hash: loaded.hash,
     compiledAt: new Date(),
+    links,
     close,
   });
 }

@@ -6,6 +6,7 @@
 import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+import { edgeServerProperties } from '../http/edge-schema.ts';
 
 const upstream = {
   type: 'object',
@@ -161,6 +162,7 @@ export const configSchema = {
         headersTimeoutMs: { type: 'integer', minimum: 1000, default: 10000 },
         keepAliveTimeoutMs: { type: 'integer', minimum: 1000, default: 5000 },
         logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
+        ...edgeServerProperties,
         admin: {
           type: 'object',
           additionalProperties: false,
