@@ -10,6 +10,7 @@ import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
+import { edgeServerProperties } from '../http/edge-schema.ts';
 
 const upstream = {
   type: 'object',
@@ -168,6 +169,7 @@ export const configSchema = {
         keepAliveTimeoutMs: { type: 'integer', minimum: 1000, default: 5000 },
         logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
         tls: serverTlsSchema,
+        ...edgeServerProperties,
         admin: {
           type: 'object',
           additionalProperties: false,
