@@ -134,16 +134,18 @@ class Walker {
 
 /**
  * `judge` over every resource of a body, innermost first. A body is a single resource (removed → body
- * undefined) or a composition: an object of named parts, where parts that claim to be FHIR (have a
- * `resourceType`) are walked and other parts (non-FHIR documents) are left to their own policies.
+ * undefined) or a composition: an object of named parts, at least one of them FHIR, where parts that
+ * claim to be FHIR (have a `resourceType`) are walked and other parts (non-FHIR documents such as a
+ * billing balance) are left to their own policies. Any other object is an unclassifiable resource.
  */
 export function filterResources(body: unknown, judge: Judge): MappedBody {
   const w = new Walker(judge);
   const none: ReferenceResolver = () => undefined;
-  if (isPlainObject(body) && !Object.hasOwn(body, 'resourceType')) {
+  const isPart = (v: unknown) => isPlainObject(v) && Object.hasOwn(v, 'resourceType');
+  if (isPlainObject(body) && !Object.hasOwn(body, 'resourceType') && Object.values(body).some(isPart)) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(body)) {
-      if (!isPlainObject(v) || !Object.hasOwn(v, 'resourceType')) out[k] = v;
+      if (!isPart(v)) out[k] = v;
       else {
         const r = w.resource(v, undefined, none);
         if (r !== undefined) out[k] = r;

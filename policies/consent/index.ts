@@ -29,7 +29,10 @@ function subjectsOf(r: FhirResource, at?: Visit): { ids: string[] } | { unattrib
   const named = patientsReferenced(r, at?.resolve);
   if (named.unresolvable) return { unattributable: true };
   // A contained resource that names nobody is part of its parent's record: the parent's patients decide.
-  if (named.ids.size === 0 && at?.parent) return subjectsOf(at.parent, { resolve: at.resolve });
+  if (named.ids.size === 0 && at?.parent) {
+    const parent = subjectsOf(at.parent, { resolve: at.resolve });
+    if (!('ids' in parent) || parent.ids.length) return parent;
+  }
   if (named.ids.size === 0 && PATIENT_DATA_TYPES.has(r.resourceType)) return { unattributable: true };
   return { ids: [...named.ids] };
 }
