@@ -26,7 +26,8 @@ const purposes = (description: string) => ({ type: 'array', minItems: 1, uniqueI
 
 /** Error bodies keep only what a client needs to react; upstream diagnostics may echo identifiers. */
 const DEFAULT_OUTCOME = compileSelectors(['issue[].severity', 'issue[].code']);
-const BUNDLE_ENVELOPE = ['resourceType', 'type', 'total'];
+// id, meta and link (paging) stay: the pipeline rewrites link and fullUrl URLs to the gateway's own.
+const BUNDLE_ENVELOPE = ['resourceType', 'id', 'meta', 'type', 'total', 'link'];
 
 const matches = (when: When | undefined, purpose: string | undefined, p: Principal | undefined, roles: string[]): boolean => {
   if (!when) return true;
@@ -66,8 +67,7 @@ class Minimizer {
       ? { ...(applyTree(envelope, envTree, this.pz) as Record<string, unknown> | undefined) }
       : Object.fromEntries(BUNDLE_ENVELOPE.filter((k) => Object.hasOwn(envelope, k)).map((k) => [k, envelope[k]]));
     out.resourceType = 'Bundle';
-    // fullUrl names the upstream's internal address: entries keep only the resource and search mode.
-    if (Array.isArray(entry)) out.entry = entry.map((e) => (isPlainObject(e) ? { resource: e.resource, ...(e.search ? { search: e.search } : {}) } : e));
+    if (Array.isArray(entry)) out.entry = entry.map((e) => (isPlainObject(e) ? { ...(typeof e.fullUrl === 'string' ? { fullUrl: e.fullUrl } : {}), resource: e.resource, ...(e.search ? { search: e.search } : {}) } : e));
     return out as FhirResource;
   }
 
