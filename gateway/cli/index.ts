@@ -13,6 +13,7 @@ import { createMetrics } from '../ops/metrics.ts';
 import { reloadOnSignal, watchConfig } from '../ops/reload.ts';
 import { Gateway } from '../http/server.ts';
 import { createMemoryStore } from '../store/memory.ts';
+import { dpop, dpopUsage, newDpopBinding } from './dpop.ts';
 
 const USAGE = `usage: hcgw <command> [options]
 
@@ -21,8 +22,10 @@ const USAGE = `usage: hcgw <command> [options]
                                                          --workers: cluster size, default one per CPU with a redis store;
                                                          --watch: reload when the config file changes; SIGHUP always reloads)
   validate [file]                                        check a routes.yaml; prints every error, exit 1 if any
-  token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
-                                                         mint a dev token from the running sandbox IdP
+  token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL] [--dpop]
+                                                         mint a dev token from the running sandbox IdP (--dpop: bound to a new
+                                                         key saved in --dpop-key, default .hcgw-dpop-key.json)
+  dpop [--key f] [--token T] METHOD URL                  print a DPoP proof (RFC 9449) for one request, signed with that key
   openapi [file] [--out f] [--server URL]                write the OpenAPI 3.1 document of the routes (JSON; YAML when f ends
                                                          in .yaml/.yml); the config is checked first, exit 1 if invalid
   audit verify [--rotated] [--partial] <file...>         check audit hash chains: files oldest first (rotated ones, then the
@@ -66,7 +69,7 @@ async function start(args: string[]): Promise<number> {
   const workers = cluster.isPrimary ? await workerCount(file, values.workers, logger) : 1;
   if (values.sandbox && cluster.isPrimary) {
     const { startSandbox } = await import('../sandbox/index.ts');
-    const sb = await startSandbox();
+    const sb = await startSandbox({ erpRequiresGatewayToken: true });
     closeSandbox = () => sb.close();
     logger.info('sandbox started', { ...sb.urls });
   }
@@ -139,8 +142,11 @@ async function token(args: string[]): Promise<number> {
       aud: { type: 'string' },
       ttl: { type: 'string' },
       idp: { type: 'string' },
+      dpop: { type: 'boolean' },
+      'dpop-key': { type: 'string' },
     },
   });
+  const binding = values.dpop ? await newDpopBinding(values['dpop-key']) : undefined;
   const idp = values.idp ?? process.env.HCGW_DEV_IDP ?? 'http://127.0.0.1:9100';
   const body = {
     clientId: values.client ?? 'dev-client',
@@ -150,6 +156,7 @@ async function token(args: string[]): Promise<number> {
     fhirUser: values['fhir-user'],
     audience: values.aud,
     expiresIn: values.ttl ? Number(values.ttl) : undefined,
+    ...(binding ? { claims: { cnf: binding.cnf } } : {}),
   };
   let res: Response;
   try {
@@ -163,7 +170,9 @@ async function token(args: string[]): Promise<number> {
     return 1;
   }
   const json = (await res.json()) as { access_token?: string; token?: string };
-  process.stdout.write(`${json.access_token ?? json.token}\n`);
+  const minted = json.access_token ?? json.token ?? '';
+  process.stdout.write(`${minted}\n`);
+  if (binding) process.stderr.write(`${dpopUsage(binding.keyFile, minted)}\n`);
   return 0;
 }
 
@@ -231,6 +240,8 @@ async function run(cmd: string | undefined, rest: string[]): Promise<number> {
       return audit(rest);
     case 'openapi':
       return openapi(rest);
+    case 'dpop':
+      return dpop(rest);
     default:
       process.stderr.write(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
