@@ -16,6 +16,7 @@ import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
 import { upstreamClient } from '../upstream/client.ts';
+import { createPublicLinks, type PublicLinks } from '../http/public-links.ts';
 import type { CompiledRoute, GatewayConfig, Policy, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
@@ -38,6 +39,8 @@ export interface CompiledGateway {
   readonly compiledAt: Date;
   /** Things that still work but should change (deprecated keys), each with its path and the fix. */
   readonly warnings: readonly ConfigIssue[];
+  /** Upstream URL → public URL rewriting over this config's routes (gateway/http/public-links.ts). */
+  readonly links: PublicLinks;
   /** Releases agents and policy resources; called after the last in-flight request of a retired router. */
   close(): Promise<void>;
 }
@@ -136,6 +139,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const ids = new Set<string>();
   const seenMatch = new Map<string, string>();
   const routes: CompiledRoute[] = [];
+  const links = createPublicLinks(routes, upstreams, config.server ?? {});
   for (const [ri, rc] of routeConfigs.entries()) {
     const base = `routes[${ri}]`;
     const policyEntries = Array.isArray(rc?.policies) ? rc.policies : [];
@@ -185,7 +189,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const chain = buildChain(entries);
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config });
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
@@ -212,6 +216,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     hash: loaded.hash,
     compiledAt: new Date(),
     warnings: Object.freeze(warnings),
+    links,
     close,
   });
 }

@@ -11,6 +11,7 @@ import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
 import { issuerDiscoveryProperties } from '../identity/discovery.ts';
+import { edgeServerProperties } from '../http/edge-schema.ts';
 
 const upstream = {
   type: 'object',
@@ -170,6 +171,7 @@ export const configSchema = {
         keepAliveTimeoutMs: { type: 'integer', minimum: 1000, default: 5000 },
         logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
         tls: serverTlsSchema,
+        ...edgeServerProperties,
         admin: {
           type: 'object',
           additionalProperties: false,

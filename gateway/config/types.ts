@@ -66,6 +66,8 @@ export interface ServerConfig {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   logLevel: string;
+  publicBaseUrl?: string;
+  allowedHosts?: string[];
   admin?: { port: number; host: string; token?: string };
   tls?: ServerTlsConfig;
 }

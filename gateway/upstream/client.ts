@@ -7,6 +7,7 @@ import { isJsonType } from '../http/respond.ts';
 import type { Exchange, ResponseBody, UpstreamCall, UpstreamClient } from '../sdk/types.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
 import type { Credentials } from './auth/index.ts';
+import { forwardingHeaders } from './forwarding.ts';
 
 export type { UpstreamCall } from '../sdk/types.ts';
 
@@ -37,6 +38,7 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
   if (ex) {
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
+    Object.assign(headers, forwardingHeaders(ex));
   }
   if (payload) {
     headers['content-type'] ??= 'application/json';
@@ -96,6 +98,17 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
     req.on('error', broken);
     req.end(payload);
   });
+}
+
+/**
+ * Headers of a call the gateway makes for a request (process steps, experience sources): the policies'
+ * upstream headers, and the client's Authorization only to an upstream configured with forwardAuthorization.
+ */
+export function stepHeaders(ex: Exchange, upstream: Upstream): Record<string, string> {
+  const headers: Record<string, string> = { ...ex.upstreamHeaders };
+  const auth = ex.req.headers.authorization;
+  if (upstream.config.forwardAuthorization === true && auth) headers.authorization = auth;
+  return headers;
 }
 
 /** The narrow client a policy gets for one upstream (PolicyContext.upstream). */

@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { exportJWK, type JWK } from 'jose';
-import { dpopProof, generateDpopKey, importDpopKey } from '../lib/dpop-proof.ts';
+import { parseOptions, UsageError } from '../command.ts';
+import { dpopProof, generateDpopKey, importDpopKey } from '../../lib/dpop-proof.ts';
 
 /** Where `hcgw token --dpop` keeps the key it generated, for `hcgw dpop` to sign proofs with. */
 export const DEFAULT_DPOP_KEY_FILE = '.hcgw-dpop-key.json';
@@ -29,13 +29,10 @@ export function dpopUsage(keyFile: string, token: string): string {
 }
 
 /** `hcgw dpop [--key f] [--token T] METHOD URL`: prints a DPoP proof JWT for one request. */
-export async function dpop(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { key: { type: 'string' }, token: { type: 'string' } } });
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(args, { key: { type: 'string' }, token: { type: 'string' } }, true);
   const [method, url] = positionals;
-  if (!method || !url || !/^https?:\/\//.test(url)) {
-    process.stderr.write('usage: hcgw dpop [--key .hcgw-dpop-key.json] [--token ACCESS_TOKEN] METHOD URL\n');
-    return 2;
-  }
+  if (!method || !url || !/^https?:\/\//.test(url) || positionals.length > 2) throw new UsageError('give a METHOD and an absolute http(s) URL');
   let jwk: JWK & { alg?: string };
   try {
     jwk = JSON.parse(await readFile(resolve(values.key ?? DEFAULT_DPOP_KEY_FILE), 'utf8'));
