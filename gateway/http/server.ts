@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import { dirname, resolve } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -19,6 +21,8 @@ import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness 
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { securityHeaders } from './security-headers.ts';
+import { serverTlsOptions } from './tls.ts';
+import { createFhirSurface, type FhirSurface } from '../fhir/index.ts';
 import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType } from './respond.ts';
 import { edgeRefusal, refuseMethodOverride } from './request-guards.ts';
@@ -98,7 +102,7 @@ export class Gateway {
     const loaded = opts.loaded ?? (await loadConfigFile(opts.file));
     const logger = opts.logger ?? createLogger({ level: loaded.config.server.logLevel });
     const gw = new Gateway(opts, logger);
-    gw.store = await createStore(loaded.config.store, logger);
+    gw.store = await createStore(loaded.config.store, logger, { onEvict: () => gw.metrics.storeEvictions.inc() });
     try {
       gw.current = { compiled: await compileConfig(loaded, gw.deps()), inflight: 0, retired: false };
     } catch (err) {
@@ -175,10 +179,21 @@ export class Gateway {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const gen = this.current;
+    const fhir = this.fhirSurface(gen.compiled);
+    // Under a FHIR base, FHIR clients get their errors as OperationOutcome resources.
+    const fail = (err: GatewayError) => fhir.writeError(req, res, path, err, id);
+    if (fhir.enabled) {
+      try {
+        fhir.checkFormat(req, path);
+      } catch (err) {
+        return fail(toGatewayError(err));
+      }
+      if (fhir.serve(req, res, path)) return;
+    }
     const m = gen.compiled.router.match(req.method, path);
-    if (m === 'bad-path') return writeProblem(res, new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }), id);
-    if (m.kind === 'none') return writeProblem(res, new RouteNotFound(), id);
-    if (m.kind === 'method-not-allowed') return writeProblem(res, new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }), id);
+    if (m === 'bad-path') return fail(new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }));
+    if (m.kind === 'none') return fail(new RouteNotFound());
+    if (m.kind === 'method-not-allowed') return fail(new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }));
 
     const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
     gen.inflight++;
@@ -197,7 +212,7 @@ export class Gateway {
       if (ge.status >= 500 && !(err instanceof GatewayError)) this.logger.error('internal error', { requestId: id, traceparent: ex.traceparent, route: route.id, error: err });
       if (ex.deniedBy) this.metrics.denials.inc({ policy: ex.deniedBy, reason: ge.reason ?? ge.code });
       for (const [k, v] of Object.entries(ex.responseHeaders)) if (!res.headersSent) res.setHeader(k, v);
-      writeProblem(res, ge, id);
+      fail(ge);
     }
   }
 
@@ -231,6 +246,13 @@ export class Gateway {
         throw new BadRequest({ detail: 'Malformed JSON body', reason: 'bad-json' });
       }
     }
+  }
+
+  private readonly fhirByConfig = new WeakMap<CompiledGateway, FhirSurface>();
+  private fhirSurface(compiled: CompiledGateway): FhirSurface {
+    let f = this.fhirByConfig.get(compiled);
+    if (!f) this.fhirByConfig.set(compiled, (f = createFhirSurface(compiled.config, compiled.compiledAt)));
+    return f;
   }
 
   /** prom-client label children per route, resolved once: label hashing per request is measurable. */
@@ -280,7 +302,8 @@ export class Gateway {
 
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
-    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
+    const options = { requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) };
+    const server: http.Server = cfg.tls ? https.createServer({ ...options, ...serverTlsOptions(cfg.tls, dirname(resolve(this.file))) }, this.app) : http.createServer(options, this.app);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();

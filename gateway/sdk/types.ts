@@ -203,6 +203,8 @@ export interface Policy<C = any> {
   readonly configSchema: Record<string, unknown>;
   /** What the policy needs from the ones before it and gives to the ones after it; may depend on its config. */
   readonly dependencies?: PolicyDependencies | ((config: C) => PolicyDependencies);
+  /** Config keys renamed in a release: old name → new name. The old one is still read, with a deprecation warning. */
+  readonly renamedKeys?: Readonly<Record<string, string>>;
   /** Builds everything expensive once, at config load. May be async (fetching keys, connecting). */
   create(config: C, context: PolicyContext): PolicyHandler | Promise<PolicyHandler>;
 }

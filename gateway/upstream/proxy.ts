@@ -10,6 +10,7 @@ import type { PublicLinks } from '../http/public-links.ts';
 import { replaceForwarding } from './forwarding.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
 import type { Exchange, TargetResult } from '../sdk/types.ts';
+import type { Credentials } from './auth/index.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers: meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -21,6 +22,10 @@ interface InFlight {
   ex: Exchange;
   /** The upstream's response headers arrived: the attempt can no longer be retried. */
   answered(status: number): void;
+  /** The upstream refused the gateway's credentials (401) and fresh ones may differ: nothing was sent to the client. */
+  refused(): void;
+  /** The gateway's credentials sent on this attempt, when a 401 to them may still be retried. */
+  retryableCredentials?: Credentials;
   /** The response is buffered for the pipeline, or finished (streamed, or the client left). */
   resolve(result?: TargetResult): void;
   reject(err: GatewayError): void;
@@ -74,7 +79,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
    * signals `proxyReq` only once a pooled socket is free, too late to edit a request that had to wait
    * for one (maxSockets). A fresh one per attempt also lets a retry start from the client's headers.
    */
-  function outgoing(ex: Exchange): IncomingMessage {
+  function outgoing(ex: Exchange, credentials?: Credentials): IncomingMessage {
     const req = ex.req;
     // A HEAD on a buffered route is asked as a GET, so the response phase judges the body it describes.
     const method = buffer && ex.method === 'HEAD' ? 'GET' : ex.method;
@@ -82,15 +87,17 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     for (const h of connectionListed(req.headers)) delete headers[h];
     for (const h of HOP_BY_HOP) delete headers[h];
     if (!forwardAuth) delete headers.authorization;
+    // A DPoP proof is bound to this gateway's URL and the caller's key: meaningless (and replayable) further on.
+    delete headers.dpop;
     if (buffer) for (const h of CONDITIONAL) delete headers[h];
     replaceForwarding(headers, ex);
-    // Buffered routes re-serialise JSON; ask for identity so the body can be parsed without inflating it.
     // Every JSON body is re-serialised (URL rewriting, and on buffer routes the policies): ask for identity so
     // it can be parsed without inflating it, and so no compressed body slips past either.
     headers['accept-encoding'] = 'identity';
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
     for (const k in ex.upstreamHeaders) headers[k.toLowerCase()] = ex.upstreamHeaders[k];
+    if (credentials) Object.assign(headers, credentials.headers);
     const url = ex.upstreamPath + ex.upstreamQueryString();
     if (headers === req.headers) {
       // No body to replay: the client's own (fully read) request serves as the source, edited in place, so
@@ -127,6 +134,11 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     const state = inflight.get(req);
     if (!state) return;
     const { ex } = state;
+    if (proxyRes.statusCode === 401 && state.retryableCredentials?.rejected()) {
+      proxyRes.resume();
+      state.refused();
+      return;
+    }
     const latency = performance.now() - state.sentAt;
     state.answered(proxyRes.statusCode ?? 502);
     ex.upstream.status = proxyRes.statusCode;
@@ -210,7 +222,9 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     changeOrigin: true,
     xfwd: false, // set by replaceForwarding: http-proxy's would append to the client's values
     agent: upstream.agent,
-    selfHandleResponse: true, // JSON is buffered on every route (see onProxyRes); the rest is piped there
+    // Every response is handled here: JSON is buffered (see onProxyRes), the rest piped; and a 401 to the
+    // gateway's own credentials is retried once with fresh ones before anything reaches the client.
+    selfHandleResponse: true,
     ejectPlugins: true,
     plugins: [
       (proxy) => {
@@ -226,10 +240,10 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
    * failed before that, which is the only case a retry may follow); `done` when the body is buffered for the
    * pipeline or the streamed response is finished.
    */
-  function attempt(ex: Exchange) {
-    let answer!: (v: { status: number; done: Promise<TargetResult> }) => void;
+  function attempt(ex: Exchange, credentials: Credentials | undefined, retryAuth: boolean) {
+    let answer!: (v: Answer) => void;
     let failEarly!: (e: GatewayError) => void;
-    const answer$ = new Promise<{ status: number; done: Promise<TargetResult> }>((res, rej) => ((answer = res), (failEarly = rej)));
+    const answer$ = new Promise<Answer>((res, rej) => ((answer = res), (failEarly = rej)));
     let finish!: (r: TargetResult) => void;
     let failLate!: (e: GatewayError) => void;
     const done = new Promise<TargetResult>((res, rej) => ((finish = res), (failLate = rej)));
@@ -240,9 +254,14 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       ex,
       sentAt: performance.now(),
       timedOut: false,
+      retryableCredentials: retryAuth ? credentials : undefined,
       answered(status) {
         hasAnswer = true;
         answer({ status, done });
+      },
+      refused() {
+        hasAnswer = settled = true;
+        answer({ status: 401, done: Promise.resolve('streamed'), refused: true });
       },
       resolve(result = 'streamed') {
         if (settled) return;
@@ -257,7 +276,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         else failEarly(e);
       },
     };
-    const req = outgoing(ex);
+    const req = outgoing(ex, credentials);
     inflight.set(req, state);
     middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
     return { state, answer$ };
@@ -284,12 +303,17 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         }
         current?.resolve();
       });
-      try {
-        const answered = await callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
-          const pass = attempt(ex);
-          current = pass.state;
-          return pass.answer$;
+      const pass = async (retryAuth: boolean) => {
+        const credentials = await upstream.auth?.credentials(ex);
+        return callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
+          const one = attempt(ex, credentials, retryAuth);
+          current = one.state;
+          return one.answer$;
         });
+      };
+      try {
+        let answered = await pass(true);
+        if (answered.refused) answered = await pass(false);
         return await answered.done;
       } catch (err) {
         if (isAborted(err)) return 'streamed'; // the client left: nobody to answer
@@ -301,6 +325,14 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
 }
 
 export type ProxyTarget = ReturnType<typeof createProxyTarget>;
+
+/** How one proxy pass ended: the upstream's status, and a promise for the end of the response. */
+interface Answer {
+  status: number;
+  done: Promise<TargetResult>;
+  /** The upstream refused the gateway's credentials; the pass may be repeated with fresh ones. */
+  refused?: boolean;
+}
 
 /**
  * One proxy per upstream and mode, shared by the routes of a compiled config. http-proxy-middleware
