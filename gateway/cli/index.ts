@@ -2,7 +2,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runPrimary } from '../ops/cluster.ts';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { startLegacy } from '../legacy/runtime.ts';
 import { writeFile } from 'node:fs/promises';
 import { stringify as stringifyYaml } from 'yaml';
 import { compileConfig } from '../config/compile.ts';
@@ -93,10 +94,12 @@ async function start(args: string[]): Promise<number> {
     throw err;
   }
   await gw.listen();
+  const legacy = await startLegacy({ config: gw.compiled.config, configDir: dirname(file), store: gw.store, audit: gw.audit, logger });
   const watcher = values.watch ? watchConfig(gw) : undefined;
   const stop = async (signal: string) => {
     logger.info('shutting down', { signal });
     watcher?.close();
+    await legacy.close();
     await gw.close();
     await closeSandbox?.();
     process.exit(0);
