@@ -60,3 +60,14 @@ export async function readEventLog(file: string): Promise<Array<{ sequence: numb
   const text = await readFile(file, 'utf8').catch(() => '');
   return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { sequence: number; event: CloudEvent });
 }
+
+/**
+ * One FileEventLog per file in this process: the MLLP listeners and the prior-auth routes (recompiled on
+ * every reload) must share its sequence and id set, or two writers would number the same file twice.
+ */
+const logsByFile = new Map<string, FileEventLog>();
+export function sharedFileEventLog(file: string): FileEventLog {
+  let log = logsByFile.get(file);
+  if (!log) logsByFile.set(file, (log = new FileEventLog(file)));
+  return log;
+}

@@ -5,7 +5,7 @@ import type { AuditRegistry } from '../audit/registry.ts';
 import type { EventPublisher } from '../events/types.ts';
 import type { Store } from '../store/types.ts';
 import { createLegacyAuditor } from './audit.ts';
-import { FileEventLog } from './event-log.ts';
+import { sharedFileEventLog } from './event-log.ts';
 import { startMllpListener, type MllpListener } from './hl7/listener.ts';
 import type { LegacyConfig } from './schema.ts';
 
@@ -22,9 +22,9 @@ export class LegacyConfigError extends Error {
  * configured) or else the section's `eventLog` file. No publisher → the adapters that need one refuse to
  * start (fail closed: an ACK must never promise an event that was not stored).
  */
-export function legacyPublisher(section: LegacyConfig | undefined, configDir: string, given?: EventPublisher): (EventPublisher & { close?(): Promise<void> }) | undefined {
+export function legacyPublisher(section: LegacyConfig | undefined, configDir: string, given?: EventPublisher): EventPublisher | undefined {
   if (given) return given;
-  return section?.eventLog ? new FileEventLog(resolve(configDir, section.eventLog.file)) : undefined;
+  return section?.eventLog ? sharedFileEventLog(resolve(configDir, section.eventLog.file)) : undefined;
 }
 
 export interface LegacyRuntimeDeps {
@@ -53,7 +53,6 @@ export async function startLegacy(deps: LegacyRuntimeDeps): Promise<LegacyRuntim
   const close = async () => {
     await Promise.all(listeners.map((l) => l.close()));
     await auditor.release();
-    if (publisher !== deps.publisher) await publisher.close?.();
   };
   try {
     for (const cfg of section.mllp) listeners.push(await startMllpListener(cfg, { store: deps.store, publisher, auditor, logger: deps.logger, configDir: deps.configDir }));

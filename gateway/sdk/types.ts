@@ -227,6 +227,8 @@ export interface RouteTarget {
   prepare?(ex: Exchange): void;
   /** Writes the response, or rejects with a GatewayError while nothing was sent. */
   handle(ex: Exchange): Promise<void>;
+  /** Releases what the target holds (audit leases, timers) when its compiled config is retired. */
+  close?(): Promise<void>;
 }
 
 export interface CompiledRoute extends RouteInfo {
