@@ -23,7 +23,8 @@ interface Harness {
   port: number;
   events: string;
   auditFile: string;
-  flush(): Promise<void>;
+  /** Waits until the trail wrote at least `n` records. */
+  flush(n: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,8 +48,8 @@ async function listen(opts: { publisher?: EventPublisher; store?: Store; config?
     port: listener.port,
     events,
     auditFile,
-    // The trail seals on a timer; closing the registry would end it, so wait for the lines instead.
-    flush: async () => new Promise((r) => setTimeout(r, 150)),
+    // The trail seals on a timer and the sink writes in batches: wait for the lines.
+    flush: (n) => waitFor(() => readAuditRecords(auditFile).length >= n, 3000, `${n} audit records`),
     close: async () => {
       if (closed) return;
       closed = true;
@@ -105,7 +106,7 @@ describe('MLLP ADT listener', () => {
     assert.equal(ev.data.encounter.status, 'in-progress');
     assert.equal(ev.data.encounter.subject.reference, 'Patient/p1');
     assert.equal(ev.data.encounter.period.start, '2024-01-15T08:00:00Z');
-    await h.flush();
+    await h.flush(1);
     const [rec] = readAuditRecords(h.auditFile);
     assert.equal(rec.type, 'hl7v2');
     assert.equal(rec.subtype, 'ADT^A01');
@@ -181,7 +182,7 @@ describe('MLLP ADT listener', () => {
     assert.match(acks[1], /\rERR\|\|\|101\^Required field missing/);
     assert.equal(ackCode(acks[1]).controlId, 'BAD-X', 'MSA-2 echoes the control id when it could be read');
     assert.deepEqual(await readEventLog(h.events), []);
-    await h.flush();
+    await h.flush(cases.length);
     const recs = readAuditRecords(h.auditFile);
     assert.equal(recs.length, cases.length);
     assert.ok(recs.every((r) => r.outcome.code === '4' && r.outcome.ack === 'AR'));
@@ -239,7 +240,7 @@ describe('MLLP ADT listener', () => {
       const [changed] = await send(h, [msg.replace('Testerly-Zyx', 'Other-Zyx')]);
       assert.deepEqual(ackCode(changed), { code: 'AR', controlId: 'DUP-1', text: 'control id reused with different content' });
       assert.equal((await readEventLog(h.events)).length, 2);
-      await h.flush();
+      await h.flush(6);
       const recs = readAuditRecords(h.auditFile).filter((r) => r.entity.controlId === 'DUP-1');
       assert.deepEqual(recs.map((r) => Boolean(r.entity.duplicate)), [false, true, true, false]);
     } finally {
