@@ -29,6 +29,10 @@ const USAGE = `usage: hcgw <command> [options]
   audit verify [--rotated] [--partial] <file...>         check audit hash chains: files oldest first (rotated ones, then the
                                                          live one; --rotated adds each live file's rotated siblings);
                                                          prints OK <n> records, or the first broken line and exit 1
+  report api-usage --from DATE --to DATE [--format csv|json] [--rotated] <audit file...>
+                                                         CMS-0057-F usage metrics from the verified audit trail
+  sandbox send-adt <A01|A02|A03|A04|A08|A40> [--encounter ID] [--patient ID] [--port N] [--host H] [--control-id ID]
+                                                         send one synthetic ADT message over MLLP; prints the ACK
 `;
 
 function printConfigError(err: ConfigError): void {
@@ -234,6 +238,10 @@ async function run(cmd: string | undefined, rest: string[]): Promise<number> {
       return audit(rest);
     case 'openapi':
       return openapi(rest);
+    case 'report':
+      return (await import('./report.ts')).report(rest);
+    case 'sandbox':
+      return (await import('./sandbox-adt.ts')).sandbox(rest);
     default:
       process.stderr.write(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
