@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { GENESIS, seal } from '../gateway/audit/chain.ts';
+import { UsageError } from '../gateway/cli/command.ts';
 import { report } from '../gateway/cli/report.ts';
 import { tempDir } from './helpers.ts';
 
@@ -123,8 +124,9 @@ describe('hcgw report api-usage', () => {
   it('bad arguments are usage errors', async () => {
     const file = writeTrail(FIXTURE);
     for (const args of [['api-usage', '--from', '2026-13-01', '--to', '2027-01-01', file], ['api-usage', '--from', '2026-01-01', '--to', 'tomorrow', file], ['api-usage', '--from', '2026-01-01', '--to', '2027-01-01', '--format', 'xml', file]]) {
-      await assert.rejects(report(args, sink().stream, sink().stream), (e: Error & { code?: string }) => (e.code ?? '').startsWith('ERR_PARSE_ARGS'));
+      await assert.rejects(report(args, sink().stream, sink().stream), (e: Error) => e instanceof UsageError);
     }
-    assert.equal(await report(['api-usage', '--from', '2026-01-01', '--to', '2027-01-01'], sink().stream, sink().stream), 2);
+    await assert.rejects(report(['api-usage', '--from', '2026-01-01', '--to', '2027-01-01'], sink().stream, sink().stream), UsageError);
+    await assert.rejects(report(['api-usage', '--from', '2026-01-01', '--to', '2027-01-01', `${file}.missing`], sink().stream, sink().stream), UsageError);
   });
 });

@@ -1,19 +1,14 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseOptions, UsageError } from './command.ts';
 import { auditFilesInOrder } from '../audit/sinks/file.ts';
 import { verifyAuditFiles } from '../audit/verify.ts';
 import { apiUsage, apiUsageCsv } from '../legacy/report/api-usage.ts';
 
-export const REPORT_USAGE = `  report api-usage --from DATE --to DATE [--format csv|json] [--rotated] [--partial] <audit file...>
-                                                         CMS-0057-F usage metrics from the audit trail, verified first
-                                                         ([from, to) in UTC; exit 1 and no report if the chain is broken)
-`;
-
 function parseDate(v: string | undefined, flag: string): Date {
   const d = v && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(v) ? new Date(v) : undefined;
-  if (!d || Number.isNaN(d.getTime())) throw Object.assign(new Error(`${flag} needs a date (YYYY-MM-DD or an ISO timestamp with zone)`), { code: 'ERR_PARSE_ARGS_REPORT' });
+  if (!d || Number.isNaN(d.getTime())) throw new UsageError(`${flag} needs a date (YYYY-MM-DD or an ISO timestamp with zone)`);
   return d;
 }
 
@@ -27,13 +22,13 @@ async function* readRecords(files: string[]): AsyncGenerator<Record<string, unkn
 
 /** `hcgw report api-usage`: nothing is reported from a trail whose hash chain does not verify. */
 export async function report(args: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { from: { type: 'string' }, to: { type: 'string' }, format: { type: 'string', default: 'json' }, rotated: { type: 'boolean' }, partial: { type: 'boolean' } } });
+  const { values, positionals } = parseOptions(args, { from: { type: 'string' }, to: { type: 'string' }, format: { type: 'string', default: 'json' }, rotated: { type: 'boolean' }, partial: { type: 'boolean' } }, true);
   const [sub, ...files] = positionals;
-  if (sub !== 'api-usage' || !files.length) {
-    err.write(`usage:\n${REPORT_USAGE}`);
-    return 2;
-  }
-  if (values.format !== 'json' && values.format !== 'csv') throw Object.assign(new Error('--format is csv or json'), { code: 'ERR_PARSE_ARGS_REPORT' });
+  if (sub !== 'api-usage') throw new UsageError('report needs a subcommand: api-usage');
+  if (!files.length) throw new UsageError('report api-usage needs at least one audit file');
+  const missing = files.filter((f) => !existsSync(f));
+  if (missing.length) throw new UsageError(`no such file: ${missing.join(', ')}`);
+  if (values.format !== 'json' && values.format !== 'csv') throw new UsageError('--format is csv or json');
   const from = parseDate(values.from, '--from');
   const to = parseDate(values.to, '--to');
   const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
@@ -48,3 +43,5 @@ export async function report(args: string[], out: NodeJS.WritableStream = proces
   out.write(values.format === 'csv' ? apiUsageCsv(result) : `${JSON.stringify({ ...result, verified: { records: verified.records, head: verified.head } }, null, 2)}\n`);
   return 0;
 }
+
+export const run = (args: string[]) => report(args);

@@ -1,5 +1,4 @@
 import { compile as compilePath } from 'path-to-regexp';
-import { sendBufferedJson } from '../../http/respond.ts';
 import { BadGateway, GatewayError, GatewayTimeout, Unprocessable } from '../../sdk/errors.ts';
 import type { Exchange } from '../../sdk/types.ts';
 import { callUpstream } from '../../upstream/client.ts';
@@ -187,7 +186,7 @@ export function createPriorAuthTarget(cfg: PriorAuthTargetConfig, services: Adap
       }
       audit(ex, { decision, subtype: 'submit', claim, responseId, latencyMs, ...(decision === 'pended' ? {} : { decisionMs: Date.now() - submittedAt }) });
       if (decision === 'pended') follow(ex.route.id, claim, responseId, submittedAt);
-      await sendBufferedJson(ex, { status: 200, headers: fhirJson(), body: res.body });
+      return { response: { status: 200, headers: fhirJson(), body: res.body } };
     },
     // A retired config keeps following its pended claims (a reload must not lose a decision); the
     // adapter releases its audit lease once they are all decided or expired.

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { sendBufferedJson } from '../../http/respond.ts';
 import { BadGateway, GatewayError, GatewayTimeout, ServiceUnavailable, Unprocessable } from '../../sdk/errors.ts';
 import type { Exchange } from '../../sdk/types.ts';
 import { callUpstream } from '../../upstream/client.ts';
@@ -220,7 +219,7 @@ export function createEligibilityTarget(cfg: EligibilityTargetConfig, services: 
       });
       if (failure) throw failure;
       const body = rejected ? outcomeOf(parsed!) : responseOf(req, parsed!, control.trn02, inquiry.serviceTypes);
-      await sendBufferedJson(ex, { status: rejected ? 422 : 200, headers: fhirJson(), body });
+      return { response: { status: rejected ? 422 : 200, headers: fhirJson(), body } };
     },
   };
 }
