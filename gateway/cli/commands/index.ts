@@ -56,4 +56,21 @@ export const commands: readonly Command[] = [
   Prints OK <n> records (exit 0), or the first broken line (exit 1); a missing file is a usage error (exit 2).`,
     load: () => import('./audit.ts'),
   },
+  {
+    name: 'report',
+    summary: 'CMS-0057-F API usage metrics from the verified audit trail',
+    usage: `hcgw report api-usage --from DATE --to DATE [--format csv|json] [--rotated] [--partial] <audit file...>
+  Verifies the hash chain first (exit 1 and no report if it is broken), then counts per API (route) and client
+  app the requests, unique patients whose data was returned and those returned more than once, and prior
+  authorizations approved / denied / pended with mean and median decision time. [from, to) in UTC.`,
+    load: () => import('../report.ts'),
+  },
+  {
+    name: 'sandbox',
+    summary: 'send a synthetic ADT message to an MLLP listener',
+    usage: `hcgw sandbox send-adt <A01|A02|A03|A04|A08|A40> [--encounter e-p1-1] [--patient p1] [--merged-patient p9]
+       [--control-id ID] [--facility SANDBOXHOSP] [--host 127.0.0.1] [--port 2575] [--timeout-ms 10000]
+  Prints {sent, controlId, ack, reason?}; exit 0 on AA, 1 otherwise.`,
+    load: () => import('../sandbox-adt.ts'),
+  },
 ];
