@@ -44,7 +44,9 @@ function bodiless(ex: Exchange): boolean {
  * 206, 412) and so without the response phase: a HEAD or `If-None-Match` on another patient's record must
  * not answer differently from the GET that the policies refuse.
  */
-const CONDITIONAL = ['if-none-match', 'if-modified-since', 'if-range', 'range'];
+const CONDITIONAL = ['if-none-match', 'if-modified-since'];
+/** A part of a JSON body can be neither parsed nor have its URLs rewritten: bodies are asked for whole. */
+const PARTIAL = ['range', 'if-range'];
 
 function connectionListed(headers: IncomingMessage['headers']): string[] {
   const c = headers.connection;
@@ -90,6 +92,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     // A DPoP proof is bound to this gateway's URL and the caller's key: meaningless (and replayable) further on.
     delete headers.dpop;
     if (buffer) for (const h of CONDITIONAL) delete headers[h];
+    for (const h of PARTIAL) delete headers[h];
     replaceForwarding(headers, ex);
     // Every JSON body is re-serialised (URL rewriting, and on buffer routes the policies): ask for identity so
     // it can be parsed without inflating it, and so no compressed body slips past either.
