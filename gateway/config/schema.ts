@@ -11,6 +11,7 @@ import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
+import { issuerDiscoveryProperties } from '../identity/discovery.ts';
 import { edgeServerProperties } from '../http/edge-schema.ts';
 
 const upstream = {
@@ -101,6 +102,7 @@ const issuer = {
       },
     },
     ...senderConstraintProperties,
+    ...issuerDiscoveryProperties,
   },
 };
 

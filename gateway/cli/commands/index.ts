@@ -27,10 +27,19 @@ export const commands: readonly Command[] = [
   {
     name: 'token',
     summary: 'mint a dev token from the running sandbox IdP',
-    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
+    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL] [--dpop] [--dpop-key f]
   Asks the sandbox's dev IdP (default http://127.0.0.1:9100, or $HCGW_DEV_IDP) for a signed access token
-  and prints it.`,
+  and prints it. --dpop: the token is DPoP-bound (cnf.jkt) to a new key saved in --dpop-key (default
+  .hcgw-dpop-key.json); the curl line to use it is printed on stderr.`,
     load: () => import('./token.ts'),
+  },
+  {
+    name: 'dpop',
+    summary: 'print a DPoP proof for one request',
+    usage: `hcgw dpop [--key .hcgw-dpop-key.json] [--token ACCESS_TOKEN] METHOD URL
+  A DPoP proof JWT (RFC 9449) for METHOD and URL, signed with the key \`hcgw token --dpop\` saved; with
+  --token it carries ath (the token's hash). Use a fresh proof per request: the gateway refuses replays.`,
+    load: () => import('./dpop.ts'),
   },
   {
     name: 'openapi',

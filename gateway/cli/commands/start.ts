@@ -21,7 +21,7 @@ export async function run(args: string[]): Promise<number> {
   const workers = cluster.isPrimary ? await workerCount(file, values.workers, logger) : 1;
   if (values.sandbox && cluster.isPrimary) {
     const { startSandbox } = await import('../../sandbox/index.ts');
-    const sb = await startSandbox();
+    const sb = await startSandbox({ erpRequiresGatewayToken: true });
     closeSandbox = () => sb.close();
     logger.info('sandbox started', { ...sb.urls });
   }
