@@ -228,8 +228,10 @@ describe('MLLP ADT listener', () => {
   });
 
   it('a duplicate control id is stored once (same and new connection, concurrent); reused id with other content → AR (Redis store)', async () => {
-    const store = await createRedisStore({ url: await requireSharedRedis(), prefix: uniquePrefix('mllp'), commandTimeoutMs: 2000 });
+    const store = await createRedisStore({ url: await requireSharedRedis(), prefix: uniquePrefix('mllp'), commandTimeoutMs: 5000, connectTimeoutMs: 5000 });
     try {
+      // A store still connecting answers AE (retryable), which is right but not what this test is about.
+      await waitFor(() => store.ping(), 5000, 'redis store ready');
       const h = await listen({ store });
       const msg = sampleAdt('A01', { controlId: 'DUP-1', at: new Date('2026-01-01T00:00:00Z') });
       const acks = await send(h, [msg, msg]);
