@@ -24,8 +24,7 @@ const table = (head, rows) => h('table', {}, h('thead', {}, h('tr', {}, head.map
 
 class Unauthorized extends Error {}
 
-async function api(path, init = {}) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
+async function api(path, init = {}, token = sessionStorage.getItem(TOKEN_KEY)) {
   if (!token) throw new Unauthorized();
   const res = await fetch(path, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${token}`, accept: 'application/json' }, cache: 'no-store', credentials: 'omit' });
   if (res.status === 401) {
@@ -48,9 +47,11 @@ function loginPage(message) {
   const form = h('form.login.card', {
     onsubmit: async (e) => {
       e.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value);
+      status.textContent = '';
       try {
-        await api('/admin/console/features');
+        // Kept only once the admin API accepted it: a refused token never reaches storage.
+        await api('/admin/console/features', {}, input.value);
+        sessionStorage.setItem(TOKEN_KEY, input.value);
         location.hash = '#/';
         render();
       } catch (err) {
