@@ -276,7 +276,7 @@ describe('console helpers', () => {
       source: { upstream: 'ehr', url: 'https://user:pw@internal.example/x' },
       headers: { authorization: 'Bearer abc' },
       list: ['a', 'http://10.0.0.1/'],
-      nested: { deeper: { apiKey: 'k', token: 't', key: 'kk', password: 'p' } },
+      nested: { deeper: { apiKey: 'k', token: 't', hashKey: 'kk', password: 'p', key: 'client' } },
     });
     assert.deepEqual(out, {
       limit: 5,
@@ -284,7 +284,7 @@ describe('console helpers', () => {
       source: { upstream: 'ehr', url: '[url]' },
       headers: '[redacted]',
       list: ['a', '[url]'],
-      nested: { deeper: { apiKey: '[redacted]', token: '[redacted]', key: '[redacted]', password: '[redacted]' } },
+      nested: { deeper: { apiKey: '[redacted]', token: '[redacted]', hashKey: '[redacted]', password: '[redacted]', key: 'client' } },
     });
   });
 

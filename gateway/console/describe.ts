@@ -8,7 +8,7 @@ export interface RouteListing {
 }
 
 /** Keys whose values are never shown, whatever policy they belong to (fail closed: a match hides the value). */
-const SECRET_KEY = /secret|token|passw|credential|authorization|cookie|header|apikey|api-key|private|hashkey|^key$|signing/i;
+const SECRET_KEY = /secret|token|passw|credential|authorization|cookie|header|apikey|api-key|private|hashkey|signing/i;
 const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 /**
