@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -16,7 +17,10 @@ export interface ConsoleDeps {
   routes(): RouteListing;
 }
 
-const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'public');
+const HERE = dirname(fileURLToPath(import.meta.url));
+// The pages are static files beside this module; a compiled build (dist/gateway/console/) serves the same
+// files from the sources, since tsc copies no assets.
+const PUBLIC_DIR = [join(HERE, 'public'), join(HERE, '..', '..', '..', 'gateway', 'console', 'public')].find((d) => existsSync(join(d, 'index.html'))) ?? join(HERE, 'public');
 const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
 
 /** The metrics the live view charts; anything else in the registry stays out of the console. */
