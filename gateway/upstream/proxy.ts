@@ -253,6 +253,8 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     done.catch(() => undefined); // awaited only by the caller of the pass that was answered
     let hasAnswer = false;
     let settled = false;
+    // The upstream span of this attempt: from sending until the response headers (the upstream's time).
+    const span = ex.trace?.child(`upstream ${upstream.name}`, { 'hcgw.upstream': upstream.name, 'http.request.method': ex.method });
     const state: InFlight = {
       ex,
       sentAt: performance.now(),
@@ -260,26 +262,36 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       retryableCredentials: retryAuth ? credentials : undefined,
       answered(status) {
         hasAnswer = true;
+        span?.end({ 'http.response.status_code': status });
         answer({ status, done });
       },
       refused() {
         hasAnswer = settled = true;
+        span?.end({ 'http.response.status_code': 401 });
         answer({ status: 401, done: Promise.resolve('streamed'), refused: true });
       },
       resolve(result = 'streamed') {
         if (settled) return;
         settled = true;
-        if (!hasAnswer) failEarly(new BadGateway({ reason: ABORTED }));
+        if (!hasAnswer) {
+          span?.end(undefined, ABORTED);
+          failEarly(new BadGateway({ reason: ABORTED }));
+        }
         finish(result);
       },
       reject(e) {
         if (settled) return;
         settled = true;
         if (hasAnswer) failLate(e);
-        else failEarly(e);
+        else {
+          span?.end(undefined, e);
+          failEarly(e);
+        }
       },
     };
     const req = outgoing(ex, credentials);
+    // The upstream sees this attempt's span as its parent (outgoing() set the request span's).
+    if (span) req.headers.traceparent = span.traceparent;
     inflight.set(req, state);
     middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
     return { state, answer$ };
