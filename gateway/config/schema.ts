@@ -6,6 +6,7 @@
 import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+import { emitSchema, eventsSectionSchema } from '../events/config.ts';
 
 const upstream = {
   type: 'object',
@@ -102,7 +103,7 @@ const route = {
   required: ['id', 'layer', 'match', 'target'],
   properties: {
     id: { type: 'string', pattern: '^[a-zA-Z0-9_.-]+$', description: 'Unique route id (metrics, audit, logs)' },
-    layer: { enum: ['system', 'process', 'experience'], description: 'API layer' },
+    layer: { enum: ['system', 'process', 'experience', 'event'], description: 'API layer (event: an inbound webhook, docs/events.md)' },
     description: { type: 'string' },
     match: {
       type: 'object',
@@ -134,6 +135,7 @@ const route = {
       description: 'system: {upstream, path}; process: {compose, merge}; experience: {route} or a system/process target',
     },
     project: projectionSchema,
+    emit: emitSchema,
     policies: {
       type: 'array',
       default: [],
@@ -203,6 +205,7 @@ export const configSchema = {
     plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
     audit: auditSectionSchema,
     minimization: minimizationSchema,
+    events: eventsSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
     routes: { type: 'array', items: route },
   },

@@ -21,7 +21,9 @@ import { securityHeaders } from './security-headers.ts';
 import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from '../store/index.ts';
+import { startEventBackbone, type EventBackbone } from '../events/backbone.ts';
 import type { CompiledRoute, Exchange, GatewayConfig } from '../sdk/types.ts';
+import type { CloudEvent } from '../events/types.ts';
 
 export interface GatewayOptions {
   /** Path of routes.yaml (used for reloads). */
@@ -95,6 +97,8 @@ export class Gateway {
   /** Audit trails live as long as the gateway, so the hash chain continues across reloads. */
   readonly audit: AuditRegistry;
   store!: Store;
+  /** The event backbone, when `events:` is configured; it outlives reloads like the audit trails. */
+  events?: EventBackbone;
   private current!: Generation;
   private server?: http.Server;
   private adminServer?: http.Server;
@@ -121,7 +125,9 @@ export class Gateway {
     gw.store = await createStore(loaded.config.store, logger, { onEvict: () => gw.metrics.storeEvictions.inc() });
     try {
       gw.current = { compiled: await compileConfig(loaded, gw.deps()), inflight: 0, retired: false };
+      gw.events = await startEventBackbone(gw.current.compiled, logger, gw.metrics.registry);
     } catch (err) {
+      await gw.current?.compiled.close();
       await gw.store.close();
       throw err;
     }
@@ -131,18 +137,20 @@ export class Gateway {
   }
 
   private deps() {
-    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now, audit: this.audit };
+    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now, audit: this.audit, events: { publish: (e: CloudEvent) => (this.events ? this.events.publish(e) : Promise.reject(new Error('event backbone not started'))) } };
   }
 
   private async readiness(): Promise<Readiness> {
     const storeOk = await this.store.ping();
+    const eventsOk = this.events ? await this.events.ready() : undefined;
     const c = this.compiled;
-    const ready = storeOk && !this.closing;
+    const ready = storeOk && eventsOk !== false && !this.closing;
     return {
       ready,
       body: {
         status: ready ? 'ready' : 'not-ready',
         store: { kind: this.store.kind, ok: storeOk },
+        ...(this.events ? { events: { engine: this.events.log.kind, ok: eventsOk } } : {}),
         config: { version: c.hash, routes: c.routes.length, loadedAt: c.compiledAt.toISOString() },
       },
     };
@@ -355,6 +363,7 @@ export class Gateway {
     }
     const old = this.current;
     this.current = { compiled: next, inflight: 0, retired: false };
+    await this.events?.apply(next.events);
     this.bodyLimit = parseSize(next.config.server.bodyLimit);
     this.app.set('trust proxy', next.config.server.trustProxy);
     old.retired = true;
@@ -390,6 +399,7 @@ export class Gateway {
     await closed;
     // Connections cut above still run their log phase: wait for it, so their audit records are written.
     await this.drained(1000);
+    await this.events?.close();
     await this.current.compiled.close();
     await this.audit.close();
     this.adminServer?.closeAllConnections();

@@ -3,6 +3,9 @@ import type { GatewayConfig, Layer, RouteConfig } from '../sdk/types.ts';
 import { createSystemTarget, systemTargetSchema, type Target, type TargetContext } from './system.ts';
 import { createExperienceTarget, experienceTargetSchema } from './experience.ts';
 import { createProcessTarget, processTargetSchema } from './process.ts';
+import { inboundTargetSchema } from '../events/config.ts';
+import { createInboundTarget } from '../events/inbound.ts';
+import type { EventPublisher } from '../events/types.ts';
 
 export type { Target, TargetContext } from './system.ts';
 
@@ -15,12 +18,14 @@ export function targetSchemaFor(layer: Layer): Record<string, unknown> {
       return processTargetSchema;
     case 'experience':
       return experienceTargetSchema;
+    case 'event':
+      return inboundTargetSchema;
     default:
       return systemTargetSchema;
   }
 }
 
-export function createTarget(route: RouteConfig, ctx: TargetContext & { config: GatewayConfig }): Target {
+export function createTarget(route: RouteConfig, ctx: TargetContext & { config: GatewayConfig; events?: EventPublisher }): Target {
   if (route.project !== undefined && route.layer !== 'experience') throw new PolicyConfigError('`project:` belongs to experience routes only');
   switch (route.layer) {
     case 'system':
@@ -29,6 +34,8 @@ export function createTarget(route: RouteConfig, ctx: TargetContext & { config: 
       return createProcessTarget(route, ctx);
     case 'experience':
       return createExperienceTarget(route, ctx);
+    case 'event':
+      return createInboundTarget(route, ctx.events);
     default:
       throw new PolicyConfigError(`layer "${route.layer}" is not supported yet`);
   }
