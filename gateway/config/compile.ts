@@ -145,9 +145,10 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const hasIssueUnder = (base: string) => issues.some((i) => i.path === base || i.path.startsWith(`${base}.`) || i.path.startsWith(`${base}[`));
 
   /** Creates one chain's policies (routes and event subscriptions alike); undefined when its order is wrong. */
-  const compileChain = async (policyEntries: Array<Record<string, unknown>>, base: string, info: RouteInfo, extra: Array<{ name: string; handler: PolicyHandler }> = []) => {
+  const compileChain = async (policyEntries: Array<Record<string, unknown>>, base: string, info: RouteInfo, extra: Array<{ name: string; handler: PolicyHandler }> = [], given?: ChainEntry) => {
     const entries: Array<{ name: string; handler: PolicyHandler }> = [];
-    const declared: ChainEntry[] = [];
+    // `given`: facts the caller establishes before the chain (an event subscription's subscriber principal).
+    const declared: ChainEntry[] = given ? [given] : [];
     for (const [pi, entry] of policyEntries.entries()) {
       const ppath = `${base}.policies[${pi}]`;
       const checked = checkPolicy(entry, ppath);

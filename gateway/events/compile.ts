@@ -1,5 +1,6 @@
 import type { CompiledChain, RouteConfig, RouteInfo } from '../sdk/types.ts';
 import type { ConfigIssue } from '../config/errors.ts';
+import type { ChainEntry } from '../config/chain-order.ts';
 import type { EventsConfig } from './config.ts';
 import { subscriptionRoute } from './event-exchange.ts';
 import { EventSchemas } from './schemas.ts';
@@ -14,7 +15,15 @@ export interface CompiledEvents {
   close(): Promise<void>;
 }
 
-type ChainCompiler = (entries: Array<Record<string, unknown>>, base: string, info: RouteInfo) => Promise<{ chain: CompiledChain; names: string[] } | undefined>;
+type ChainCompiler = (entries: Array<Record<string, unknown>>, base: string, info: RouteInfo, extra: [], given: ChainEntry) => Promise<{ chain: CompiledChain; names: string[] } | undefined>;
+
+/** The subscription itself names its subscriber: the chain starts with `principal` established. */
+const subscriberEntry = (base: string): ChainEntry => ({
+  name: 'subscriber',
+  path: base,
+  config: {},
+  policy: { name: 'subscriber', configSchema: {}, dependencies: { provides: ['principal'] }, create: () => ({}) },
+});
 
 /** `sla.breached` is the backbone's own event: its schema is always declared. */
 const BUILT_IN_SCHEMAS = {
@@ -43,7 +52,7 @@ export async function compileEvents(section: EventsConfig | undefined, compileCh
     if (subscriptions.has(sub.id)) issues.push({ path: `${base}.id`, message: `duplicate subscription id "${sub.id}"` });
     sub.filter.types.forEach((t, ti) => schemas.has(t) || issues.push({ path: `${base}.filter.types[${ti}]`, message: `no schema is declared for event type "${t}" (events.schemas)` }));
     const info: RouteInfo = { id: `subscription:${sub.id}`, layer: 'event', methods: ['GET'], path: `/events/subscriptions/${sub.id}`, fhir: sub.fhir ? { resourceType: sub.fhir.resourceType, interaction: 'read' } : undefined, targetConfig: { route: sub.id } };
-    const built = await compileChain(sub.policies, base, info);
+    const built = await compileChain(sub.policies, base, info, [], subscriberEntry(base));
     if (!built) continue;
     subscriptions.set(sub.id, Object.freeze({ config: sub, route: subscriptionRoute(sub, built.chain, built.names), sender: createSender(sub) }));
   }
