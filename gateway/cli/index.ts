@@ -13,6 +13,7 @@ import { createMetrics } from '../ops/metrics.ts';
 import { reloadOnSignal, watchConfig } from '../ops/reload.ts';
 import { Gateway } from '../http/server.ts';
 import { createMemoryStore } from '../store/memory.ts';
+import { EVENTS_USAGE, eventsCommand } from './events.ts';
 
 const USAGE = `usage: hcgw <command> [options]
 
@@ -28,7 +29,7 @@ const USAGE = `usage: hcgw <command> [options]
   audit verify [--rotated] [--partial] <file...>         check audit hash chains: files oldest first (rotated ones, then the
                                                          live one; --rotated adds each live file's rotated siblings);
                                                          prints OK <n> records, or the first broken line and exit 1
-`;
+${EVENTS_USAGE}`;
 
 function printConfigError(err: ConfigError): void {
   process.stderr.write(`${err.file}: ${err.issues.length} error${err.issues.length === 1 ? '' : 's'}\n`);
@@ -231,6 +232,8 @@ async function run(cmd: string | undefined, rest: string[]): Promise<number> {
       return audit(rest);
     case 'openapi':
       return openapi(rest);
+    case 'events':
+      return eventsCommand(rest);
     default:
       process.stderr.write(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;

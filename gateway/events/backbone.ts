@@ -8,8 +8,9 @@ import { FileEventLog } from './file-log.ts';
 import { eventMetrics, type EventMetrics } from './metrics.ts';
 import { EventRefused } from './schemas.ts';
 import { SlaTracker } from './sla.ts';
-import type { CloudEvent, DeadLetter, EventLog, EventPublisher, PublishReceipt } from './types.ts';
-import { SubscriptionWorker } from './worker.ts';
+import type { CloudEvent, DeadLetter, EventLog, EventPublisher, PublishReceipt, StoredEvent } from './types.ts';
+import { SubscriptionWorker, type CompiledSubscription } from './worker.ts';
+import { runSubscriptionChain } from './event-exchange.ts';
 
 /** Opens the engine the config names (JetStream is loaded only when used). */
 export async function openEventLog(engine: EventsConfig['engine'], configDir: string): Promise<EventLog> {
@@ -84,8 +85,16 @@ export class EventBackbone implements EventPublisher {
     return receipt;
   }
 
-  worker(subscription: string): SubscriptionWorker | undefined {
-    return this.workers.get(subscription);
+  subscription(id: string): CompiledSubscription | undefined {
+    return this.compiled?.subscriptions.get(id);
+  }
+
+  /** The event as this subscriber may see it (its policy chain applied), or undefined when withheld. */
+  async render(subscription: string, stored: StoredEvent): Promise<CloudEvent | undefined> {
+    const sub = this.subscription(subscription);
+    if (!sub) return undefined;
+    const outcome = await runSubscriptionChain(sub.config, sub.route, stored);
+    return outcome.kind === 'deliver' ? { ...stored.event, data: outcome.data } : undefined;
   }
 
   /** Sequences in [from, to] delivered again to one subscription (matching its filter). */

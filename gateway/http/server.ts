@@ -22,6 +22,7 @@ import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
 import { createStore, type Store } from '../store/index.ts';
 import { startEventBackbone, type EventBackbone } from '../events/backbone.ts';
+import { mountEventsAdmin } from '../events/admin.ts';
 import type { CompiledRoute, Exchange, GatewayConfig } from '../sdk/types.ts';
 import type { CloudEvent } from '../events/types.ts';
 
@@ -325,7 +326,7 @@ export class Gateway {
   private async listenAdmin(): Promise<void> {
     const admin = this.compiled.config.server.admin;
     if (!admin) return;
-    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token, reload: () => reloadConfig(this, 'admin-api') });
+    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token, reload: () => reloadConfig(this, 'admin-api'), mount: (a) => mountEventsAdmin(a, () => this.events) });
     this.adminServer = await listenAdmin(app, admin.port, admin.host ?? '127.0.0.1');
     const addr = this.adminServer.address() as AddressInfo;
     this.logger.info('admin listening', { address: addr.address, port: addr.port, api: admin.token ? 'enabled' : 'disabled (no token)' });
