@@ -131,6 +131,9 @@ export class JetStreamEventLog implements EventLog {
 
   async close(): Promise<void> {
     this.sub?.unsubscribe();
-    if (!this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+    if (this.nc.isClosed()) return;
+    // drain() waits for a server that may be gone (reconnecting forever): bounded, then a plain close.
+    await Promise.race([this.nc.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
   }
 }
