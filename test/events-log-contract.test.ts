@@ -8,7 +8,7 @@ import { FileEventLog } from '../gateway/events/file-log.ts';
 import { JetStreamEventLog } from '../gateway/events/jetstream-log.ts';
 import type { CloudEvent, EventLog } from '../gateway/events/types.ts';
 
-const ev = (n: number, id = randomUUID()): CloudEvent => ({ specversion: '1.0', id, source: '/contract', type: 'contract.tested', time: new Date().toISOString(), data: { n } });
+const ev = (n: number, id: string = randomUUID()): CloudEvent => ({ specversion: '1.0', id, source: '/contract', type: 'contract.tested', time: new Date().toISOString(), data: { n } });
 
 async function freePort(): Promise<number> {
   const srv = net.createServer();

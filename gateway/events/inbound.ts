@@ -61,10 +61,7 @@ export function createInboundTarget(route: RouteConfig, publisher: EventPublishe
         if (err instanceof EventRefused) throw new EventRejected({ detail: `The event was refused (${err.reason}) and dead-lettered`, reason: err.reason });
         throw new ServiceUnavailable({ detail: 'The event could not be stored', reason: 'event-store-failed' });
       }
-      const out = Buffer.from(JSON.stringify({ id: event.id, sequence: receipt.sequence, duplicate: !receipt.stored }));
-      ex.status = receipt.stored ? 202 : 200;
-      ex.res.writeHead(ex.status, { 'content-type': 'application/json', 'content-length': String(out.length) });
-      ex.res.end(out);
+      return { response: { status: receipt.stored ? 202 : 200, headers: { 'content-type': 'application/json' }, body: { id: event.id, sequence: receipt.sequence, duplicate: !receipt.stored } } };
     },
   };
 }

@@ -1,0 +1,59 @@
+import type { Command } from '../command.ts';
+
+/**
+ * Every `hcgw` command, in the order `hcgw --help` lists them. A new command is a module in this folder
+ * exporting `run(args)`, plus one entry here.
+ */
+export const commands: readonly Command[] = [
+  {
+    name: 'start',
+    summary: 'run the gateway',
+    usage: `hcgw start [--config routes.yaml] [--sandbox] [--port N] [--workers N] [--watch]
+  --config, -c   the config file (default: $HCGW_CONFIG or routes.yaml)
+  --sandbox      also start the demo upstreams and the dev IdP
+  --port         listen port (overrides server.port; 0 = any free port)
+  --workers, -w  cluster size (default: one per CPU with a redis store, else 1)
+  --watch        reload when the config file changes (SIGHUP always reloads)`,
+    load: () => import('./start.ts'),
+  },
+  {
+    name: 'validate',
+    summary: 'check a routes.yaml; prints every error, exit 1 if any',
+    usage: `hcgw validate [file]
+  Compiles the file exactly as start would (default routes.yaml): every error with its path and route id,
+  deprecation warnings on stderr; exit 0 when it would start, 1 when not.`,
+    load: () => import('./validate.ts'),
+  },
+  {
+    name: 'token',
+    summary: 'mint a dev token from the running sandbox IdP',
+    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
+  Asks the sandbox's dev IdP (default http://127.0.0.1:9100, or $HCGW_DEV_IDP) for a signed access token
+  and prints it.`,
+    load: () => import('./token.ts'),
+  },
+  {
+    name: 'openapi',
+    summary: 'write the OpenAPI 3.1 document of the governed routes',
+    usage: `hcgw openapi [file] [--out f.json|f.yaml] [--server URL]
+  The config is checked first (exit 1 if invalid); YAML when the output file ends in .yaml/.yml.`,
+    load: () => import('./openapi.ts'),
+  },
+  {
+    name: 'audit',
+    summary: 'check audit hash chains',
+    usage: `hcgw audit verify [--rotated] [--partial] <file...>
+  Files oldest first (rotated ones, then the live one; --rotated adds each live file's rotated siblings).
+  Prints OK <n> records (exit 0), or the first broken line (exit 1); a missing file is a usage error (exit 2).`,
+    load: () => import('./audit.ts'),
+  },
+  {
+    name: 'events',
+    summary: 'event backbone: resend to a subscription, dead letters',
+    usage: `hcgw events resend --subscription S --from <seq|ISO time> [--to <seq|time>]
+hcgw events dlq list [--subscription S] | dlq retry ID | dlq drop ID
+  Talks to the running gateway's admin API: --admin URL (default http://127.0.0.1:9901), --token T
+  (default $HCGW_ADMIN_TOKEN). Dead letters are listed as metadata only (never event data).`,
+    load: () => import('./events.ts'),
+  },
+];
