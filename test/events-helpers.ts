@@ -1,4 +1,7 @@
 import http from 'node:http';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor } from './helpers.ts';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
@@ -82,3 +85,20 @@ export function signedHeaders(secret: string, id: string, body: string, at = new
     'webhook-signature': new Webhook(secret).sign(id, at, body),
   };
 }
+
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Our own nats-server with JetStream in a temp store dir, so the test may kill and restart it. */
+export async function startNats(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+  await waitFor(() => new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false))), 15_000, 'nats-server');
+  return child;
+}
+export const stopNats = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null ? r() : (c.once('exit', () => r()), c.kill('SIGKILL'))));
+

@@ -1,30 +1,14 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import { tempDir, waitFor } from './helpers.ts';
+import { tempDir } from './helpers.ts';
+import { freePort, startNats, stopNats } from './events-helpers.ts';
 import { FileEventLog } from '../gateway/events/file-log.ts';
 import { JetStreamEventLog } from '../gateway/events/jetstream-log.ts';
 import type { CloudEvent, EventLog } from '../gateway/events/types.ts';
 
 const ev = (n: number, id: string = randomUUID()): CloudEvent => ({ specversion: '1.0', id, source: '/contract', type: 'contract.tested', time: new Date().toISOString(), data: { n } });
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-/** Our own nats-server with JetStream in a temp store dir, so the test may kill and restart it. */
-async function startNats(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  await waitFor(() => new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false))), 15_000, 'nats-server');
-  return child;
-}
-const stopNats = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null ? r() : (c.once('exit', () => r()), c.kill('SIGKILL'))));
 
 interface Engine {
   name: string;
