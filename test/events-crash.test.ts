@@ -6,7 +6,7 @@ import { newSecret, signedHeaders, startReceiver } from './events-helpers.ts';
 
 const TOTAL = 1000;
 
-test('embedded engine: gateway SIGKILLed with 1,000 events in flight, after restart every event is delivered (duplicates flagged by id)', { timeout: 120_000 }, async () => {
+test('embedded engine: gateway SIGKILLed with 1,000 events in flight, after restart every event is delivered (duplicates flagged by id)', { timeout: 300_000 }, async () => {
   const dir = tempDir('hcgw-events-crash-');
   const inbound = newSecret();
   const outbound = newSecret();
@@ -30,7 +30,7 @@ events:
       concurrency: 2
       retry: { maxAttempts: 20, baseMs: 10, maxMs: 200 }
 `);
-  let gw = await spawnGateway(file);
+  let gw = await spawnGateway(file, 90_000);
   try {
     const ids: string[] = [];
     let acked = 0;
@@ -50,7 +50,7 @@ events:
     process.kill(gw.pid, 'SIGKILL');
     await gw.close();
 
-    gw = await spawnGateway(file);
+    gw = await spawnGateway(file, 90_000);
     await waitFor(() => new Set(r.received.map((m) => m.id)).size === TOTAL, 90_000, 'every event delivered after restart');
     const got = new Set(r.received.map((m) => m.id));
     for (const id of ids) assert.ok(got.has(id), `event ${id} lost`);
