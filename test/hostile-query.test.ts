@@ -20,7 +20,9 @@ describe('hostile query parameters: a patient token never reads another patient'
 
   before(async () => {
     sg = await startSandboxGateway(
+      // The EHR's self link tells what it was asked; under a public base it comes back rewritten, query intact.
       () => `
+server: { publicBaseUrl: "https://gateway.test" }
 routes:
   - id: observation-search
     layer: system
@@ -72,6 +74,7 @@ routes:
       assert.equal(res.status, 200);
       const bundle = (await res.json()) as SearchBundle;
       const self = new URL(bundle.link?.find((l) => l.relation === 'self')?.url ?? 'http://x/');
+      assert.equal(self.origin + self.pathname, 'https://gateway.test/system/ehr/Observation', 'the self link points at the gateway, not the EHR');
       const asked = [...self.searchParams.getAll('patient'), ...self.searchParams.getAll('subject')];
       assert.ok(asked.length >= 1 && asked.every((v) => /^(Patient\/)?p1$/.test(v)), `the EHR was asked ${self.search}`);
       for (const e of bundle.entry ?? []) assert.equal(e.resource.subject?.reference, 'Patient/p1');

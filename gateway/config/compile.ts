@@ -211,7 +211,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     if (!built) continue;
     const { chain } = built;
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links, events: deps.events });
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links, audit, configDir, store: deps.store, events: deps.events });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: built.names }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
@@ -223,7 +223,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   checkEmittedTypes(routeConfigs, events, issues);
   const close = async () => {
     await events?.close();
-    await Promise.allSettled(handlers.map((h) => h.close?.()));
+    await Promise.allSettled([...handlers.map((h) => h.close?.()), ...routes.map((r) => r.target.close?.())]);
     if (!deps.audit) await audit.close();
     closeUpstreams(upstreams);
   };

@@ -7,10 +7,12 @@ import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
 import { emitSchema, eventsSectionSchema } from '../events/config.ts';
+import { legacySectionSchema } from '../legacy/schema.ts';
 import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
+import { issuerDiscoveryProperties } from '../identity/discovery.ts';
 import { edgeServerProperties } from '../http/edge-schema.ts';
 
 const upstream = {
@@ -101,6 +103,7 @@ const issuer = {
       },
     },
     ...senderConstraintProperties,
+    ...issuerDiscoveryProperties,
   },
 };
 
@@ -215,6 +218,7 @@ export const configSchema = {
     audit: auditSectionSchema,
     minimization: minimizationSchema,
     events: eventsSectionSchema,
+    legacy: legacySectionSchema,
     fhir: fhirSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
     routes: { type: 'array', items: route },
