@@ -20,6 +20,9 @@ import { createPublicLinks, type PublicLinks } from '../http/public-links.ts';
 import type { CompiledRoute, GatewayConfig, Policy, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
+import { checkEmittedTypes, compileEvents, type CompiledEvents } from '../events/compile.ts';
+import { emitStep } from '../events/emit.ts';
+import type { EventPublisher } from '../events/types.ts';
 
 export interface RuntimeDeps {
   logger: Logger;
@@ -28,6 +31,8 @@ export interface RuntimeDeps {
   now?: () => number;
   /** The gateway's audit trails (kept across reloads); a one-off compile (validate) gets its own. */
   audit?: AuditRegistry;
+  /** Where route `emit:` and inbound event routes publish (the gateway's event backbone). */
+  events?: EventPublisher;
 }
 
 export interface CompiledGateway {
@@ -37,6 +42,8 @@ export interface CompiledGateway {
   readonly file: string;
   readonly hash: string;
   readonly compiledAt: Date;
+  /** The `events:` section compiled (schemas, subscription chains), when configured. */
+  readonly events?: CompiledEvents;
   /** Things that still work but should change (deprecated keys), each with its path and the fix. */
   readonly warnings: readonly ConfigIssue[];
   /** Upstream URL → public URL rewriting over this config's routes (gateway/http/public-links.ts). */
@@ -136,6 +143,34 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   };
   const hasIssueUnder = (base: string) => issues.some((i) => i.path === base || i.path.startsWith(`${base}.`) || i.path.startsWith(`${base}[`));
 
+  /** Creates one chain's policies (routes and event subscriptions alike); undefined when its order is wrong. */
+  const compileChain = async (policyEntries: Array<Record<string, unknown>>, base: string, info: RouteInfo, extra: Array<{ name: string; handler: PolicyHandler }> = [], given?: ChainEntry) => {
+    const entries: Array<{ name: string; handler: PolicyHandler }> = [];
+    // `given`: facts the caller establishes before the chain (an event subscription's subscriber principal).
+    const declared: ChainEntry[] = given ? [given] : [];
+    for (const [pi, entry] of policyEntries.entries()) {
+      const ppath = `${base}.policies[${pi}]`;
+      const checked = checkPolicy(entry, ppath);
+      if (!checked) continue;
+      declared.push({ name: checked.name, policy: checked.reg.policy, config: checked.config, path: ppath });
+      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstream: clientOf, section, route: info, configDir, now: deps.now ?? Date.now, shared, audit };
+      try {
+        const handler = await checked.reg.policy.create(checked.config, ctx);
+        handlers.push(handler);
+        entries.push({ name: checked.name, handler });
+      } catch (err) {
+        issues.push({ path: joinPath(`${ppath}.${checked.name}`, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
+      }
+    }
+    const orderIssues = checkChainOrder(declared, [...policies.values()].map((r) => r.policy));
+    if (orderIssues.length) {
+      issues.push(...orderIssues);
+      return undefined;
+    }
+    entries.push(...extra);
+    return { chain: buildChain(entries), names: entries.map((e) => e.name) };
+  };
+
   const ids = new Set<string>();
   const seenMatch = new Map<string, string>();
   const routes: CompiledRoute[] = [];
@@ -166,38 +201,28 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       continue;
     }
     const info: RouteInfo = { id: rc.id, layer: rc.layer, methods: rc.match.methods, path: rc.match.path, fhir: rc.fhir, targetConfig: rc.target };
-    const entries: Array<{ name: string; handler: PolicyHandler }> = [];
-    const declared: ChainEntry[] = [];
-    for (const [pi, entry] of policyEntries.entries()) {
-      const ppath = `${base}.policies[${pi}]`;
-      const checked = checkPolicy(entry, ppath);
-      if (!checked) continue;
-      declared.push({ name: checked.name, policy: checked.reg.policy, config: checked.config, path: ppath });
-      const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstream: clientOf, section, route: info, configDir, now: deps.now ?? Date.now, shared, audit };
-      try {
-        const handler = await checked.reg.policy.create(checked.config, ctx);
-        handlers.push(handler);
-        entries.push({ name: checked.name, handler });
-      } catch (err) {
-        issues.push({ path: joinPath(`${ppath}.${checked.name}`, err instanceof PolicyConfigError ? err.path : ''), message: describeError(err) });
-      }
-    }
-    const orderIssues = checkChainOrder(declared, [...policies.values()].map((r) => r.policy));
-    if (orderIssues.length) {
-      issues.push(...orderIssues);
-      continue;
-    }
-    const chain = buildChain(entries);
+    let emit: Array<{ name: string; handler: PolicyHandler }> = [];
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links, audit, configDir, store: deps.store });
-      routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
+      if (rc.emit) emit = [emitStep(rc.id, rc.emit, deps.events, deps.logger)];
+    } catch (err) {
+      issues.push({ path: `${base}.emit`, message: describeError(err) });
+    }
+    const built = await compileChain(policyEntries, base, info, emit);
+    if (!built) continue;
+    const { chain } = built;
+    try {
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links, audit, configDir, store: deps.store, events: deps.events });
+      routes.push(Object.freeze({ ...info, chain, target, policyNames: built.names }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
       issues.push(...found.map((i) => ({ path: joinPath(`${base}.target`, i.path), message: i.message })));
     }
   }
 
+  const events = await compileEvents(config.events as Parameters<typeof compileEvents>[0], compileChain, issues);
+  checkEmittedTypes(routeConfigs, events, issues);
   const close = async () => {
+    await events?.close();
     await Promise.allSettled([...handlers.map((h) => h.close?.()), ...routes.map((r) => r.target.close?.())]);
     if (!deps.audit) await audit.close();
     closeUpstreams(upstreams);
@@ -215,6 +240,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     file,
     hash: loaded.hash,
     compiledAt: new Date(),
+    events,
     warnings: Object.freeze(warnings),
     links,
     close,

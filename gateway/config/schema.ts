@@ -7,6 +7,7 @@ import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
 import { telemetrySectionSchema } from '../ops/telemetry-schema.ts';
+import { emitSchema, eventsSectionSchema } from '../events/config.ts';
 import { legacySectionSchema } from '../legacy/schema.ts';
 import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
@@ -113,7 +114,7 @@ const route = {
   required: ['id', 'layer', 'match', 'target'],
   properties: {
     id: { type: 'string', pattern: '^[a-zA-Z0-9_.-]+$', description: 'Unique route id (metrics, audit, logs)' },
-    layer: { enum: ['system', 'process', 'experience'], description: 'API layer' },
+    layer: { enum: ['system', 'process', 'experience', 'event'], description: 'API layer (event: an inbound webhook, docs/events.md)' },
     description: { type: 'string' },
     match: {
       type: 'object',
@@ -145,6 +146,7 @@ const route = {
       description: 'system: {upstream, path}; process: {compose, merge}; experience: {route} or a system/process target',
     },
     project: projectionSchema,
+    emit: emitSchema,
     policies: {
       type: 'array',
       default: [],
@@ -217,6 +219,7 @@ export const configSchema = {
     audit: auditSectionSchema,
     minimization: minimizationSchema,
     telemetry: telemetrySectionSchema,
+    events: eventsSectionSchema,
     legacy: legacySectionSchema,
     fhir: fhirSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },

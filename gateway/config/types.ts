@@ -5,7 +5,7 @@ import type { SenderConstraintConfig } from '../identity/sender-constraint.ts';
 import type { IssuerDiscoveryConfig } from '../identity/discovery.ts';
 
 /** The shapes of routes.yaml (mirrors gateway/config/schema.ts). */
-export type Layer = 'system' | 'process' | 'experience';
+export type Layer = 'system' | 'process' | 'experience' | 'event';
 
 export type FhirInteraction = 'read' | 'search' | 'create' | 'update' | 'delete' | 'patch' | 'vread' | 'history';
 
@@ -85,6 +85,7 @@ export interface RouteConfig {
   fhir?: { resourceType: string; interaction: FhirInteraction };
   target: RouteTargetConfig;
   project?: unknown;
+  emit?: import('../events/config.ts').EmitConfig;
   policies: Array<Record<string, unknown>>;
 }
 

@@ -38,3 +38,57 @@ export interface PublishReceipt {
 export interface EventPublisher {
   publish(event: CloudEvent): Promise<PublishReceipt>;
 }
+
+/** An event as the log holds it: the envelope plus its position and when it was stored. */
+export interface StoredEvent {
+  sequence: number;
+  /** Epoch ms at which the event became durable (publish-to-deliver latency, replay by time). */
+  storedAt: number;
+  event: CloudEvent;
+}
+
+/** Progress of one consumer (subscription): everything below `next` is done, plus `doneAbove` (out of order). */
+export interface ConsumerCheckpoint {
+  next: number;
+  doneAbove: number[];
+  /** Sequences to deliver again (resend, dead-letter retry), also when set while the gateway was stopped. */
+  redo?: number[];
+}
+
+/** An event that will not be delivered without an operator: schema-invalid, or out of retries. */
+export interface DeadLetter {
+  /** Stable id of this dead letter (`<subscription|schema>:<sequence|event id>`). */
+  id: string;
+  /** Subscription it failed for; undefined for events refused before storage (schema-invalid). */
+  subscription?: string;
+  sequence?: number;
+  event: unknown;
+  reason: string;
+  lastError?: string;
+  attempts: number;
+  at: string;
+}
+
+/**
+ * The durable, append-only event log behind the backbone (embedded file log | NATS JetStream). Publish
+ * deduplicates by event id; reading is by sequence; consumers keep their progress in checkpoints so a
+ * restarted gateway resumes where it stopped (events in flight are delivered again: at-least-once).
+ */
+export interface EventLog extends EventPublisher {
+  readonly kind: string;
+  /** Events with sequence ≥ from, in order, at most `limit`. */
+  read(from: number, limit: number): Promise<StoredEvent[]>;
+  /** First sequence stored at or after `time` (lastSequence + 1 if none). */
+  sequenceAt(time: Date): Promise<number>;
+  lastSequence(): Promise<number>;
+  /** Called after each durable append (the dispatcher wakes up); returns the unsubscribe function. */
+  onAppend(listener: () => void): () => void;
+  saveCheckpoint(consumer: string, cp: ConsumerCheckpoint): Promise<void>;
+  loadCheckpoint(consumer: string): Promise<ConsumerCheckpoint | undefined>;
+  addDeadLetter(dl: DeadLetter): Promise<void>;
+  deadLetters(subscription?: string): Promise<DeadLetter[]>;
+  removeDeadLetter(id: string): Promise<boolean>;
+  /** True when the engine can take writes (readiness). */
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -29,7 +29,10 @@ import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType } from './respond.ts';
 import { edgeRefusal, refuseMethodOverride } from './request-guards.ts';
 import { createStore, type Store } from '../store/index.ts';
+import { startEventBackbone, type EventBackbone } from '../events/backbone.ts';
+import { mountEventsAdmin } from '../events/admin.ts';
 import type { CompiledRoute, Exchange, GatewayConfig } from '../sdk/types.ts';
+import type { CloudEvent } from '../events/types.ts';
 
 export interface GatewayOptions {
   /** Path of routes.yaml (used for reloads). */
@@ -82,6 +85,8 @@ export class Gateway {
   store!: Store;
   /** Undefined when `telemetry.otlp` is not configured: nothing traces, nothing is loaded. */
   telemetry?: Telemetry;
+  /** The event backbone, when `events:` is configured; it outlives reloads like the audit trails. */
+  events?: EventBackbone;
   private current!: Generation;
   private server?: http.Server;
   private adminServer?: http.Server;
@@ -111,7 +116,9 @@ export class Gateway {
     gw.telemetry = await createTelemetry(loaded.config.telemetry as TelemetryConfig | undefined, logger);
     try {
       gw.current = { compiled: await compileConfig(loaded, gw.deps()), inflight: 0, retired: false };
+      gw.events = await startEventBackbone(gw.current.compiled, logger, gw.metrics.registry);
     } catch (err) {
+      await gw.current?.compiled.close();
       await gw.store.close();
       await gw.telemetry?.close();
       throw err;
@@ -130,18 +137,20 @@ export class Gateway {
   }
 
   private deps() {
-    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now, audit: this.audit };
+    return { logger: this.logger, metrics: this.metrics, store: this.store, now: this.opts.now, audit: this.audit, events: { publish: (e: CloudEvent) => (this.events ? this.events.publish(e) : Promise.reject(new Error('event backbone not started'))) } };
   }
 
   private async readiness(): Promise<Readiness> {
     const storeOk = await this.store.ping();
+    const eventsOk = this.events ? await this.events.ready() : undefined;
     const c = this.compiled;
-    const ready = storeOk && !this.closing;
+    const ready = storeOk && eventsOk !== false && !this.closing;
     return {
       ready,
       body: {
         status: ready ? 'ready' : 'not-ready',
         store: { kind: this.store.kind, ok: storeOk },
+        ...(this.events ? { events: { engine: this.events.log.kind, ok: eventsOk } } : {}),
         config: { version: c.hash, routes: c.routes.length, loadedAt: c.compiledAt.toISOString() },
       },
     };
@@ -340,7 +349,7 @@ export class Gateway {
   private async listenAdmin(): Promise<void> {
     const admin = this.compiled.config.server.admin;
     if (!admin) return;
-    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token, reload: () => reloadConfig(this, 'admin-api') });
+    const app = createAdminApp({ ...this.ops(), token: () => this.compiled.config.server.admin?.token, reload: () => reloadConfig(this, 'admin-api'), mount: (a) => mountEventsAdmin(a, () => this.events) });
     this.adminServer = await listenAdmin(app, admin.port, admin.host ?? '127.0.0.1');
     const addr = this.adminServer.address() as AddressInfo;
     this.logger.info('admin listening', { address: addr.address, port: addr.port, api: admin.token ? 'enabled' : 'disabled (no token)' });
@@ -378,6 +387,9 @@ export class Gateway {
     }
     const old = this.current;
     this.current = { compiled: next, inflight: 0, retired: false };
+    await this.events?.apply(next.events);
+    this.bodyLimit = parseSize(next.config.server.bodyLimit);
+    this.app.set('trust proxy', next.config.server.trustProxy);
     this.applyServerSettings(next.config);
     old.retired = true;
     if (old.inflight === 0) await old.compiled.close();
@@ -412,6 +424,7 @@ export class Gateway {
     await closed;
     // Connections cut above still run their log phase: wait for it, so their audit records are written.
     await this.drained(1000);
+    await this.events?.close();
     await this.current.compiled.close();
     await this.audit.close();
     this.adminServer?.closeAllConnections();

@@ -22,6 +22,8 @@ export interface OpsDeps {
 
 export interface AdminDeps extends OpsDeps {
   token(): string | undefined;
+  /** Further admin API routes (behind the token), e.g. the event backbone's. */
+  mount?(app: Express): void;
   /** Re-read and swap the config (gateway/ops/reload.ts); a rejected file leaves the running one serving. */
   reload(): Promise<ReloadResult>;
 }
@@ -104,6 +106,7 @@ export function createAdminApp(deps: AdminDeps): Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  deps.mount?.(app);
   app.get('/admin/routes', (_req, res) => {
     res.json(describeRoutes(deps.compiled()));
   });

@@ -166,6 +166,24 @@ export class Unprocessable extends GatewayError {
   }
 }
 
+/** An inbound webhook whose Standard Webhooks signature is missing, wrong or outside the time tolerance. */
+export class InvalidWebhookSignature extends GatewayError {
+  static readonly code = 'invalid-webhook-signature';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('invalid-webhook-signature', 401, 'Webhook signature not valid', opts);
+    this.name = 'InvalidWebhookSignature';
+  }
+}
+
+/** An event refused by the backbone (envelope, undeclared type or schema): dead-lettered, never delivered. */
+export class EventRejected extends GatewayError {
+  static readonly code = 'event-rejected';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('event-rejected', 422, 'Event rejected', opts);
+    this.name = 'EventRejected';
+  }
+}
+
 export class TooManyRequests extends GatewayError {
   static readonly code = 'rate-limited';
   constructor(opts: GatewayErrorOptions = {}) {

@@ -3,6 +3,9 @@ import type { Layer, RouteConfig } from '../sdk/types.ts';
 import { createSystemTarget, systemTargetSchema, type Target, type TargetContext } from './system.ts';
 import { createExperienceTarget, experienceTargetSchema } from './experience.ts';
 import { createProcessTarget, processTargetSchema } from './process.ts';
+import { inboundTargetSchema } from '../events/config.ts';
+import { createInboundTarget } from '../events/inbound.ts';
+import type { EventPublisher } from '../events/types.ts';
 import { adapterTargetSchema, createAdapterTarget, isAdapterTarget, type AdapterContext } from '../legacy/adapter.ts';
 
 export type { Target, TargetContext } from './system.ts';
@@ -17,12 +20,14 @@ export function targetSchemaFor(layer: Layer): Record<string, unknown> {
       return { type: 'object', if: { type: 'object', properties: { adapter: {} }, required: ['adapter'] }, then: adapterTargetSchema, else: processTargetSchema };
     case 'experience':
       return experienceTargetSchema;
+    case 'event':
+      return inboundTargetSchema;
     default:
       return systemTargetSchema;
   }
 }
 
-export function createTarget(route: RouteConfig, ctx: TargetContext & AdapterContext): Target {
+export function createTarget(route: RouteConfig, ctx: TargetContext & AdapterContext & { events?: EventPublisher }): Target {
   if (route.project !== undefined && route.layer !== 'experience') throw new PolicyConfigError('`project:` belongs to experience routes only');
   switch (route.layer) {
     case 'system':
@@ -31,6 +36,8 @@ export function createTarget(route: RouteConfig, ctx: TargetContext & AdapterCon
       return isAdapterTarget(route.target) ? createAdapterTarget(route, ctx) : createProcessTarget(route, ctx);
     case 'experience':
       return createExperienceTarget(route, ctx);
+    case 'event':
+      return createInboundTarget(route, ctx.events);
     default:
       throw new PolicyConfigError(`layer "${route.layer}" is not supported yet`);
   }

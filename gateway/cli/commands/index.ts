@@ -57,6 +57,15 @@ export const commands: readonly Command[] = [
     load: () => import('./audit.ts'),
   },
   {
+    name: 'events',
+    summary: 'event backbone: resend to a subscription, dead letters',
+    usage: `hcgw events resend --subscription S --from <seq|ISO time> [--to <seq|time>]
+hcgw events dlq list [--subscription S] | dlq retry ID | dlq drop ID
+  Talks to the running gateway's admin API: --admin URL (default http://127.0.0.1:9901), --token T
+  (default $HCGW_ADMIN_TOKEN). Dead letters are listed as metadata only (never event data).`,
+    load: () => import('./events.ts'),
+  },
+  {
     name: 'report',
     summary: 'CMS-0057-F API usage metrics from the verified audit trail',
     usage: `hcgw report api-usage --from DATE --to DATE [--format csv|json] [--rotated] [--partial] <audit file...>
