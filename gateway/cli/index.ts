@@ -25,6 +25,7 @@ const USAGE = `usage: hcgw <command> [options]
                                                          mint a dev token from the running sandbox IdP
   openapi [file] [--out f] [--server URL]                write the OpenAPI 3.1 document of the routes (JSON; YAML when f ends
                                                          in .yaml/.yml); the config is checked first, exit 1 if invalid
+  test [file|dir…] [--junit f] [--min-coverage N]       run policy tests (default policy-tests/); exit 1 on a failure
   audit verify [--rotated] [--partial] <file...>         check audit hash chains: files oldest first (rotated ones, then the
                                                          live one; --rotated adds each live file's rotated siblings);
                                                          prints OK <n> records, or the first broken line and exit 1
@@ -230,6 +231,8 @@ async function run(cmd: string | undefined, rest: string[]): Promise<number> {
       return audit(rest);
     case 'openapi':
       return openapi(rest);
+    case 'test':
+      return (await import('./test.ts')).testCommand(rest);
     default:
       process.stderr.write(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;

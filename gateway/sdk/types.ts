@@ -235,8 +235,9 @@ export interface CompiledRoute extends RouteInfo {
 }
 
 export interface CompiledChain {
-  readonly request: Array<{ name: string; run: NonNullable<PolicyHandler['onRequest']> }>;
-  readonly response: Array<{ name: string; run: NonNullable<PolicyHandler['onResponse']> }>;
+  /** `allowed`: the frozen trace entry recorded when the step passes without pushing its own decision. */
+  readonly request: Array<{ name: string; run: NonNullable<PolicyHandler['onRequest']>; allowed: PolicyDecision }>;
+  readonly response: Array<{ name: string; run: NonNullable<PolicyHandler['onResponse']>; allowed: PolicyDecision }>;
   readonly log: Array<{ name: string; run: NonNullable<PolicyHandler['onLog']> }>;
   readonly needsResponseBody: boolean;
   readonly needsRequestBody: boolean;

@@ -1,0 +1,55 @@
+/** `hcgw test [file…]`: policy tests (docs/policy-tooling.md). */
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, formatIssue } from '../config/errors.ts';
+
+export const TEST_USAGE = `usage: hcgw test [file|dir …] [--junit out.xml] [--min-coverage N] [--verbose]
+  Runs policy test files (default: policy-tests/*.yaml) through the real compiled chain over loopback HTTP.
+  Exit 0 when every case passes (and coverage ≥ N %), 1 otherwise.
+`;
+
+async function expand(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    if (/\.ya?ml$/.test(p)) out.push(p);
+    else out.push(...(await readdir(p)).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(p, f)));
+  }
+  return out;
+}
+
+export async function testCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { junit: { type: 'string' }, 'min-coverage': { type: 'string' }, verbose: { type: 'boolean' } },
+  });
+  const min = values['min-coverage'] === undefined ? 0 : Number(values['min-coverage']);
+  if (!Number.isFinite(min) || min < 0 || min > 100) {
+    process.stderr.write('hcgw test: --min-coverage must be a number from 0 to 100\n');
+    return 2;
+  }
+  const files = await expand(positionals.length ? positionals : ['policy-tests']);
+  if (!files.length) {
+    process.stderr.write('hcgw test: no test files found\n');
+    return 2;
+  }
+  const { runTests } = await import('../tooling/runner.ts');
+  const { formatCase, formatCoverage, junitXml } = await import('../tooling/report.ts');
+  let result;
+  try {
+    result = await runTests(files, { onCase: (r) => process.stdout.write(`${formatCase(r)}\n`) });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const i of err.issues) process.stderr.write(`${formatIssue(err.file, i)}\n`);
+    return 1;
+  }
+  const failed = result.cases.filter((c) => !c.ok).length;
+  process.stdout.write(`\n${result.cases.length - failed} passed, ${failed} failed\n${formatCoverage(result.coverage, { verbose: values.verbose })}\n`);
+  if (values.junit) await writeFile(values.junit, junitXml(result.cases));
+  if (result.coverage.percent < min) {
+    process.stdout.write(`coverage ${result.coverage.percent}% is below --min-coverage ${min}%\n`);
+    return 1;
+  }
+  return failed ? 1 : 0;
+}
