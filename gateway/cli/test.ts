@@ -1,5 +1,5 @@
 /** `hcgw test [file…]`: policy tests (docs/policy-tooling.md). */
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, formatIssue } from '../config/errors.ts';
@@ -9,13 +9,16 @@ export const TEST_USAGE = `usage: hcgw test [file|dir …] [--junit out.xml] [--
   Exit 0 when every case passes (and coverage ≥ N %), 1 otherwise.
 `;
 
-async function expand(paths: string[]): Promise<string[]> {
-  const out: string[] = [];
+/** Files as given, directories as their *.yaml files; undefined names the first path that does not exist. */
+async function expand(paths: string[]): Promise<{ files: string[]; missing?: string }> {
+  const files: string[] = [];
   for (const p of paths) {
-    if (/\.ya?ml$/.test(p)) out.push(p);
-    else out.push(...(await readdir(p)).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(p, f)));
+    const s = await stat(p).catch(() => undefined);
+    if (!s) return { files, missing: p };
+    if (s.isDirectory()) files.push(...(await readdir(p)).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(p, f)));
+    else files.push(p);
   }
-  return out;
+  return { files };
 }
 
 export async function testCommand(args: string[]): Promise<number> {
@@ -29,7 +32,11 @@ export async function testCommand(args: string[]): Promise<number> {
     process.stderr.write('hcgw test: --min-coverage must be a number from 0 to 100\n');
     return 2;
   }
-  const files = await expand(positionals.length ? positionals : ['policy-tests']);
+  const { files, missing } = await expand(positionals.length ? positionals : ['policy-tests']);
+  if (missing) {
+    process.stderr.write(`hcgw test: no such file or directory: ${missing}\n`);
+    return 2;
+  }
   if (!files.length) {
     process.stderr.write('hcgw test: no test files found\n');
     return 2;

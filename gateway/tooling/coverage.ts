@@ -33,12 +33,12 @@ const CATALOGUE: Record<string, BranchesOf> = {
   idempotency: (c) => ['allow', 'replayed', ...(c.required ? ['deny:idempotency-key-missing'] : [])],
   minimize: (c) => {
     const pou = (c.purposeOfUse ?? {}) as { required?: boolean; allowed?: string[] };
-    const select = (c.select ?? []) as Array<{ when?: unknown; profile: string }>;
+    const select = (c.select ?? []) as Array<{ when?: Record<string, unknown>; profile: string }>;
     return [
       ...new Set(select.map((s) => `profile:${s.profile}`)),
       ...(pou.required ? ['deny:purpose-required'] : []),
       ...(pou.allowed ? ['deny:purpose-not-allowed'] : []),
-      ...(select.some((s) => !s.when) ? [] : ['deny:no-minimization-profile']),
+      ...(everyCallerHasAProfile(select, pou.allowed) ? [] : ['deny:no-minimization-profile']),
     ];
   },
   // A search answers an emptied Bundle; a refusal needs a single resource or `onDenied: refuse`.
@@ -52,6 +52,14 @@ const CATALOGUE: Record<string, BranchesOf> = {
     return out;
   },
 };
+
+/** True when a rule without conditions, or rules on purpose alone covering every allowed purpose, always match. */
+function everyCallerHasAProfile(select: Array<{ when?: Record<string, unknown> }>, allowed: string[] | undefined): boolean {
+  if (select.some((s) => !s.when || !Object.keys(s.when).length)) return true;
+  if (!allowed) return false;
+  const byPurposeOnly = select.filter((s) => Object.keys(s.when!).every((k) => k === 'purposeOfUse')).flatMap((s) => (s.when!.purposeOfUse as string[]) ?? []);
+  return allowed.every((p) => byPurposeOnly.includes(p));
+}
 
 function policiesOf(route: RouteConfig): Array<{ name: string; config: Record<string, unknown> }> {
   return ((route.policies ?? []) as PolicyEntry[]).map((p) => {

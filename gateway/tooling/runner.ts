@@ -140,6 +140,7 @@ async function runCase(world: TestWorld, { url, auditFile }: CaseGateway, t: Loa
   };
   // `repeat`: sent one after another, the last answer is checked (an idempotent replay).
   for (let i = 1; i < (c.repeat ?? 1); i++) await send();
+  world.calls = [];
   if (!c.burst) return judge(await send());
   // `burst`: sent at once (as a rate limit sees them); the case passes when one answer meets the expectations.
   const answers = await Promise.all(Array.from({ length: c.burst }, send));
