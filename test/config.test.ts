@@ -193,3 +193,106 @@ describe('CLI', () => {
     assert.match(r.stdout + r.stderr, /refusing to start/);
   });
 });
+
+describe('renamed config keys (deprecation, not breakage)', () => {
+  const limited = (rl: string, idem: string) =>
+    BASE.replace('algorithms: [RS256] }', 'algorithms: [RS256], audiences: [api] }') +
+    `routes:
+  - id: charge
+    layer: system
+    match: { methods: [POST], path: /charge }
+    target: { upstream: ehr, path: /charge }
+    policies:
+      - jwt: { issuers: [idp] }
+      - rate-limit: { key: client, limit: 5, window: 1s${rl} }
+      - idempotency: { required: true${idem} }
+`;
+  const compile = async (yaml: string) => {
+    const compiled = await compileConfig(await loadConfigFile(writeConfig(yaml)), { logger: createLogger({ silent: true }), metrics: createMetrics(), store: createMemoryStore() });
+    await compiled.close();
+    return compiled;
+  };
+
+  // That the old key keeps its meaning is shown by behaviour in test/idempotency.test.ts (store down, `fail: open`).
+  test('the old `fail` compiles, with a warning naming the path and the new key', async () => {
+    const compiled = await compile(limited(', fail: closed', ', fail: open'));
+    assert.deepEqual(
+      compiled.warnings.map((w) => w.path),
+      ['routes[0].policies[1].rate-limit.fail', 'routes[0].policies[2].idempotency.fail'],
+    );
+    assert.match(compiled.warnings[0].message, /deprecated: rename it to `failMode`/);
+  });
+
+  test('the new `failMode` compiles without warnings', async () => {
+    assert.deepEqual((await compile(limited(', failMode: closed', ', failMode: open'))).warnings, []);
+  });
+
+  test('both spellings at once is an error: which one was meant cannot be known', async () => {
+    const issues = await issuesOf(limited(', fail: open, failMode: closed', ''));
+    assert.ok(issues.some((i) => i.path === 'routes[0].policies[1].rate-limit.fail' && /keep only `failMode`/.test(i.message)), JSON.stringify(issues));
+  });
+
+  test('a bad value under the old name is reported where the author wrote it', async () => {
+    const issues = await issuesOf(limited(', fail: sometimes', ''));
+    assert.ok(issues.some((i) => i.path === 'routes[0].policies[1].rate-limit.fail' && /must be one of: open, closed/.test(i.message)), JSON.stringify(issues));
+  });
+
+  test('`hcgw validate` prints the deprecation on stderr and still exits 0', () => {
+    const r = cli('validate', writeConfig(limited(', fail: closed', '')));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: routes\[0\]\.policies\[1\]\.rate-limit\.fail: `fail` is deprecated: rename it to `failMode`/);
+  });
+});
+
+describe('CLI basics a new user hits at once', () => {
+  const COMMANDS = ['start', 'validate', 'token', 'openapi', 'audit'];
+  test('--help on every command prints its usage to stdout and exits 0', () => {
+    for (const args of [['--help'], ['-h'], ['help'], ...COMMANDS.map((c) => [c, '--help']), ['help', 'audit']]) {
+      const r = cli(...args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /^usage: hcgw/, args.join(' '));
+      assert.equal(r.stderr, '', args.join(' '));
+    }
+    assert.match(cli('audit', '--help').stdout, /audit verify/);
+  });
+
+  test('--version prints the package version', () => {
+    const r = cli('--version');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^hcgw \d+\.\d+\.\d+\n$/);
+  });
+
+  test('an unknown command names itself; an unknown flag names itself; both exit 2 without a stack trace', () => {
+    const r = cli('frobnicate');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+    const f = cli('validate', '--strictt');
+    assert.equal(f.status, 2);
+    assert.match(f.stderr, /--strictt/);
+    assert.doesNotMatch(f.stderr + r.stderr, /\n\s+at /);
+  });
+
+  test('negative numbers parse as option values and are then judged as values', () => {
+    const r = cli('start', '--port', '-1');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--port must be an integer from 0 to 65535/);
+    assert.match(cli('token', '--ttl', '-5').stderr, /--ttl must be a positive number/);
+  });
+
+  test('audit verify on a missing file is a usage error (exit 2), not a broken chain', () => {
+    const r = cli('audit', 'verify', '/nonexistent/audit.jsonl');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /no such file: \/nonexistent\/audit\.jsonl/);
+    assert.doesNotMatch(r.stdout, /BROKEN/);
+  });
+
+  test('validate names the route by id as well as index, and a YAML syntax error is printed once, cleanly', () => {
+    const r = cli('validate', writeConfig(THREE_MISTAKES));
+    assert.match(r.stderr, /routes\[2\]\.target\.upstream: unknown upstream "nowhere"  \(route "c"\)/);
+    const syntax = cli('validate', writeConfig('version: 1\nroutes:\n  - id: a\n   bad: [\n'));
+    assert.equal(syntax.status, 1);
+    assert.equal(syntax.stderr.match(/YAML syntax error/g)?.length, 1, syntax.stderr);
+    assert.match(syntax.stderr, /line 4, column \d+: YAML syntax error: [^\n]+\n$/);
+    assert.doesNotMatch(syntax.stderr, /at line \d+, column \d+/);
+  });
+});

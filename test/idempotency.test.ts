@@ -255,7 +255,7 @@ routes:
   });
 
   const HS_SECRET = '0123456789abcdef0123456789abcdef';
-  test('shared store down: `fail: closed` refuses keyed requests (503), `fail: open` lets them through', async () => {
+  test('shared store down: `failMode: closed` refuses keyed requests (503), `failMode: open` lets them through', async () => {
     const up = await deadPort();
     const sink = await startGateway(`
 version: 1
@@ -264,7 +264,8 @@ identity: { issuers: [{ name: idp, issuer: https://idp.example, secret: "${HS_SE
 upstreams: { echo: { url: "http://127.0.0.1:${up}" } }
 routes:
   - { id: closed, layer: system, match: { methods: [POST], path: /closed }, target: { upstream: echo, path: /x }, policies: [ { jwt: { issuers: [idp] } }, { idempotency: {} } ] }
-  - { id: open, layer: system, match: { methods: [POST], path: /open }, target: { upstream: echo, path: /x }, policies: [ { jwt: { issuers: [idp] } }, { idempotency: { fail: open } } ] }
+  - { id: open, layer: system, match: { methods: [POST], path: /open }, target: { upstream: echo, path: /x }, policies: [ { jwt: { issuers: [idp] } }, { idempotency: { failMode: open } } ] }
+  - { id: legacy-open, layer: system, match: { methods: [POST], path: /legacy-open }, target: { upstream: echo, path: /x }, policies: [ { jwt: { issuers: [idp] } }, { idempotency: { fail: open } } ] }
 `);
     try {
       const hsToken = await new SignJWT({ client_id: 'c1' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://idp.example').setAudience('api').setSubject('s1').setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(HS_SECRET));
@@ -275,6 +276,10 @@ routes:
       const open = await post('/open', randomUUID());
       assert.equal(open.status, 502, 'let through to the (absent) upstream');
       await open.arrayBuffer();
+      const legacy = await post('/legacy-open', randomUUID());
+      assert.equal(legacy.status, 502, 'the deprecated `fail: open` still means open');
+      await legacy.arrayBuffer();
+      assert.ok(sink.lines.some((l) => /deprecated config key/.test(l) && /idempotency\.fail/.test(l)), 'the deprecation is logged at start');
       assert.match(await (await fetch(`${sink.url}/metrics`)).text(), /hcgw_store_failures_total\{policy="idempotency",mode="closed"\} 1/);
     } finally {
       await sink.close();

@@ -169,7 +169,7 @@ routes:
 
   test('valid configs compile, with defaults filled in', async () => {
     assert.deepEqual(await load('{ limit: 100, window: 1m }'), []);
-    assert.deepEqual(await load('{ key: [client, route], limits: [{ limit: 10, window: 1s }, { limit: 1000, window: 1h }], algorithm: sliding, fail: closed, overrides: { partner: { limits: [{ limit: 20, window: 1s }] } } }'), []);
+    assert.deepEqual(await load('{ key: [client, route], limits: [{ limit: 10, window: 1s }, { limit: 1000, window: 1h }], algorithm: sliding, failMode: closed, overrides: { partner: { limits: [{ limit: 20, window: 1s }] } } }'), []);
   });
 
   const cases: Array<[string, string, RegExp]> = [
@@ -191,4 +191,31 @@ routes:
       assert.ok(issues.some((i) => expected.test(i)), `expected ${expected} in ${JSON.stringify(issues)}`);
     });
   }
+});
+
+describe('memory store bound under a flood of distinct callers', () => {
+  test('counters beyond store.maxEntries are evicted least-recently-used first and counted in hcgw_store_evictions_total', async () => {
+    const up = await startUpstream();
+    const idp = await createTestIssuer();
+    const gw = await startGateway(`version: 1
+store: { kind: memory, maxEntries: 100 }
+identity: { issuers: [${idp.yaml}] }
+upstreams: { up: { url: ${up.url} } }
+routes:${route('flood', '{ key: subject, limit: 1, window: 1m }')}
+`);
+    try {
+      const call = async (sub: string) => (await fetch(`${gw.url}/flood`, { headers: { authorization: `Bearer ${await idp.mint({ sub })}` } })).status;
+      assert.equal(await call('caller-0'), 200);
+      assert.equal(await call('caller-0'), 429, 'limited while its counter is held');
+      for (let i = 1; i <= 120; i++) assert.equal(await call(`caller-${i}`), 200);
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      const evicted = Number(/hcgw_store_evictions_total (\d+)/.exec(metrics)?.[1]);
+      assert.ok(evicted >= 20, `evictions counted: ${evicted}`);
+      // The documented trade-off of a bounded embedded store: the oldest counter is gone, so is its limit.
+      assert.equal(await call('caller-0'), 200);
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
 });

@@ -131,7 +131,7 @@ version: 1
 store: { kind: redis, url: ${redis.url}, prefix: "${uniquePrefix('failmode')}", commandTimeoutMs: 200 }
 upstreams:
   up: { url: ${up.url} }
-routes:${route('open', '{ key: [ip, route], limit: 2, window: 1m, fail: open }')}${route('closed', '{ key: [ip, route], limit: 2, window: 1m, fail: closed }')}${route('closed-sliding', '{ key: [ip, route], algorithm: sliding, limit: 2, window: 1m, fail: closed }')}
+routes:${route('open', '{ key: [ip, route], limit: 2, window: 1m, failMode: open }')}${route('closed', '{ key: [ip, route], limit: 2, window: 1m, failMode: closed }')}${route('closed-sliding', '{ key: [ip, route], algorithm: sliding, limit: 2, window: 1m, failMode: closed }')}
 `);
   });
   after(async () => {

@@ -53,6 +53,19 @@ describe('sandbox routes.yaml end to end (the README flows)', () => {
     assert.equal(p.status, 401);
   });
 
+  test('the charging process route refuses a POST without an Idempotency-Key, or with an empty one, before anything is charged', async () => {
+    const token = await sb.idp.mint({ clientId: 'erp-integration', subject: 'svc', scopes: ['erp.write', 'billing.write'] });
+    const before = await (await fetch(`${sb.urls.billing}/charges`)).text().catch(() => '');
+    for (const key of [undefined, '']) {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      if (key !== undefined) headers['idempotency-key'] = key;
+      const res = await fetch(`${gw.url}/process/encounters/e-p1-1/supply-usage`, { method: 'POST', headers, body: JSON.stringify({ itemId: 'itm-100', quantity: 1, code: 'SUP-SAL', amount: 1.85 }) });
+      assert.equal(res.status, 400, `key ${JSON.stringify(key)}`);
+      assert.equal((await problem(res)).type, 'https://hcgw.dev/problems/bad-request');
+    }
+    assert.equal(await (await fetch(`${sb.urls.billing}/charges`)).text().catch(() => ''), before, 'no charge was posted');
+  });
+
   test('unknown route → 404 problem+json', async () => {
     const res = await fetch(`${gw.url}/no/such/route`);
     assert.equal(res.status, 404);

@@ -43,6 +43,56 @@ describe('memory store', () => {
   });
 });
 
+describe('memory store bound', () => {
+  test('holds at most maxEntries keys, evicts the least recently used first and counts each eviction', async () => {
+    let evicted = 0;
+    const store = createMemoryStore({ maxEntries: 100, onEvict: () => evicted++ });
+    try {
+      for (let i = 0; i < 100; i++) await store.set(`k${i}`, 'v', { ttlMs: 60_000 });
+      assert.equal(await store.get('k0'), 'v', 'k0 read: now the most recently used');
+      for (let i = 100; i < 150; i++) await store.set(`k${i}`, 'v', { ttlMs: 60_000 });
+      assert.equal(evicted, 50);
+      assert.equal(await store.get('k0'), 'v', 'the recently read key survived');
+      assert.equal(await store.get('k1'), undefined, 'the least recently used went first');
+      assert.equal(await store.get('k149'), 'v');
+      let present = 0;
+      for (let i = 0; i < 150; i++) if ((await store.get(`k${i}`)) !== undefined) present++;
+      assert.equal(present, 100);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('counters and sliding logs are bounded too: a flood of distinct callers cannot grow the heap without end', async () => {
+    let evicted = 0;
+    const store = createMemoryStore({ maxEntries: 100, onEvict: () => evicted++ });
+    try {
+      for (let i = 0; i < 1000; i++) {
+        await store.incr(`c${i}`, 60_000);
+        await store.slidingHit(`s${i}`, 60_000, 5);
+      }
+      assert.equal(evicted, 1800, '900 counters and 900 logs made room for newer ones');
+      assert.equal((await store.incr('c999', 60_000)).count, 2, 'a recent counter kept counting');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('expiry is not eviction: entries that time out are not counted', async () => {
+    let t = 0;
+    let evicted = 0;
+    const store = createMemoryStore({ now: () => t, maxEntries: 100, onEvict: () => evicted++ });
+    try {
+      for (let i = 0; i < 50; i++) await store.set(`e${i}`, 'v', { ttlMs: 10 });
+      t = 20;
+      for (let i = 0; i < 50; i++) assert.equal(await store.get(`e${i}`), undefined);
+      assert.equal(evicted, 0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('redis store (shared Redis)', () => {
   let store: RedisStore;
   before(async () => {

@@ -2,6 +2,8 @@ import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
 import { createAjv } from '../lib/ajv.ts';
+import { deepFreeze } from '../lib/freeze.ts';
+import { checkFhirSection } from '../fhir/index.ts';
 import { buildChain } from '../pipeline/chain.ts';
 import { createIdentityRegistry } from '../identity/registry.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -14,7 +16,8 @@ import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
 import { upstreamClient } from '../upstream/client.ts';
-import type { CompiledRoute, GatewayConfig, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
+import { createPublicLinks, type PublicLinks } from '../http/public-links.ts';
+import type { CompiledRoute, GatewayConfig, Policy, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
 
@@ -34,6 +37,10 @@ export interface CompiledGateway {
   readonly file: string;
   readonly hash: string;
   readonly compiledAt: Date;
+  /** Things that still work but should change (deprecated keys), each with its path and the fix. */
+  readonly warnings: readonly ConfigIssue[];
+  /** Upstream URL → public URL rewriting over this config's routes (gateway/http/public-links.ts). */
+  readonly links: PublicLinks;
   /** Releases agents and policy resources; called after the last in-flight request of a retired router. */
   close(): Promise<void>;
 }
@@ -42,12 +49,34 @@ const ajv = createAjv({ useDefaults: true });
 const targetValidators = new WeakMap<object, ValidateFunction>();
 const RESERVED_PATHS = /^\/(healthz|readyz|metrics|admin)(\/|$)/;
 
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
+
+/**
+ * A renamed key is moved to its new name before validation, so a routes.yaml written for the old name keeps
+ * its meaning; giving both names is an error (which one was meant is unknowable).
+ */
+function renameDeprecatedKeys(policy: Policy, config: Record<string, unknown>, path: string, issues: ConfigIssue[], warnings: ConfigIssue[]): Map<string, string> {
+  const renamed = new Map<string, string>();
+  if (!policy.renamedKeys || config === null || typeof config !== 'object' || Array.isArray(config)) return renamed;
+  for (const [old, now] of Object.entries(policy.renamedKeys)) {
+    if (!Object.hasOwn(config, old)) continue;
+    if (Object.hasOwn(config, now)) {
+      issues.push({ path: `${path}.${old}`, message: `\`${old}\` is the deprecated name of \`${now}\`: keep only \`${now}\`` });
+      continue;
+    }
+    config[now] = config[old];
+    delete config[old];
+    renamed.set(`${path}.${now}`, `${path}.${old}`);
+    warnings.push({ path: `${path}.${old}`, message: `\`${old}\` is deprecated: rename it to \`${now}\` (same values; see docs/routes-reference.md#renamed-keys)` });
   }
-  return v;
+  return renamed;
+}
+
+/** A mistake in a value given under a deprecated key is reported where the author wrote it. */
+function underWrittenName(issue: ConfigIssue, renamed: Map<string, string>): ConfigIssue {
+  for (const [now, old] of renamed) {
+    if (issue.path === now || issue.path.startsWith(`${now}.`) || issue.path.startsWith(`${now}[`)) return { ...issue, path: old + issue.path.slice(now.length) };
+  }
+  return issue;
 }
 
 function describeError(err: unknown): string {
@@ -65,6 +94,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const { config, file } = loaded;
   const configDir = dirname(resolve(file));
   const issues: ConfigIssue[] = [...loaded.issues];
+  const warnings: ConfigIssue[] = [];
   const routeConfigs = Array.isArray(config.routes) ? config.routes : [];
   const shapeOk = (v: unknown) => v !== null && typeof v === 'object';
   if (!shapeOk(config.upstreams) || !shapeOk(config.identity) || !Array.isArray(config.identity.issuers)) throw new ConfigError(file, issues);
@@ -72,7 +102,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
     throw new ConfigError(file, [...issues, { path: 'plugins', message: err.message }]);
   });
-  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger });
+  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger }, issues);
   const identity = await createIdentityRegistry(config.identity.issuers);
   const handlers: PolicyHandler[] = [];
   const shared = createSharedResources();
@@ -82,6 +112,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   /** Policies see the sections they ask for by name, never the whole config with other parts' secrets. */
   const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
+  issues.push(...checkFhirSection(config));
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });
@@ -95,9 +126,10 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       issues.push({ path, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
       return undefined;
     }
-    const pconfig = structuredClone(rawConfig ?? {});
+    const pconfig = structuredClone(rawConfig ?? {}) as Record<string, unknown>;
+    const renamed = renameDeprecatedKeys(reg.policy, pconfig, `${path}.${name}`, issues, warnings);
     if (!reg.validate(pconfig)) {
-      issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`));
+      issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`).map((i) => underWrittenName(i, renamed)));
       return undefined;
     }
     return { name, reg, config: deepFreeze(pconfig) };
@@ -107,6 +139,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const ids = new Set<string>();
   const seenMatch = new Map<string, string>();
   const routes: CompiledRoute[] = [];
+  const links = createPublicLinks(routes, upstreams, config.server ?? {});
   for (const [ri, rc] of routeConfigs.entries()) {
     const base = `routes[${ri}]`;
     const policyEntries = Array.isArray(rc?.policies) ? rc.policies : [];
@@ -156,7 +189,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const chain = buildChain(entries);
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config });
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
@@ -174,6 +207,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     throw new ConfigError(file, issues);
   }
   deepFreeze(config);
+  for (const w of warnings) deps.logger.warn('deprecated config key', { file, path: w.path, fix: w.message });
   return Object.freeze({
     router: createRouter(routes),
     routes: Object.freeze(routes),
@@ -181,6 +215,8 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     file,
     hash: loaded.hash,
     compiledAt: new Date(),
+    warnings: Object.freeze(warnings),
+    links,
     close,
   });
 }

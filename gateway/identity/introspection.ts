@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { createHash } from 'node:crypto';
 import type { Store } from '../store/types.ts';
 import type { IssuerConfig } from '../config/types.ts';
@@ -25,23 +26,10 @@ export interface Introspector {
   introspect(token: string, deps: IntrospectionDeps): Promise<IntrospectionAnswer>;
 }
 
-/** In-process cache bounded in entries (least recently used goes first) and in time. */
-class BoundedCache {
-  private readonly entries = new Map<string, { value: string; expiresAt: number }>();
-  constructor(private readonly max: number) {}
-  get(key: string, now: number): string | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    this.entries.delete(key);
-    if (e.expiresAt <= now) return undefined;
-    this.entries.set(key, e);
-    return e.value;
-  }
-  set(key: string, value: string, ttlMs: number, now: number): void {
-    this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt: now + ttlMs });
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
-  }
+function localGet(cache: LRUCache<string, { value: string; expiresAt: number }>, key: string, now: number): string | undefined {
+  const e = cache.get(key);
+  if (e && e.expiresAt <= now) cache.delete(key);
+  return e && e.expiresAt > now ? e.value : undefined;
 }
 
 /** RFC 6749 §2.3.1: client id and secret are form-urlencoded before going into HTTP Basic. */
@@ -60,7 +48,8 @@ export function createIntrospector(c: IssuerConfig): Introspector {
   const timeoutMs = cfg.timeoutMs ?? 2000;
   const maxTtlMs = (cfg.cacheMaxTtlSec ?? 300) * 1000;
   const negativeTtlMs = (cfg.negativeCacheSec ?? 10) * 1000;
-  const local = new BoundedCache(cfg.cacheMaxEntries ?? 10_000);
+  // Bounded in entries (least recently used first) and in time; the TTL is ours per answer, on the injected clock.
+  const local = new LRUCache<string, { value: string; expiresAt: number }>({ max: cfg.cacheMaxEntries ?? 10_000 });
   const inflight = new Map<string, Promise<IntrospectionAnswer>>();
 
   const call = async (token: string): Promise<IntrospectionAnswer> => {
@@ -102,7 +91,7 @@ export function createIntrospector(c: IssuerConfig): Introspector {
       const shared = deps.store.kind === 'redis' ? deps.store : undefined;
       let cached: string | undefined;
       try {
-        cached = shared ? await shared.get(key) : local.get(key, deps.now());
+        cached = shared ? await shared.get(key) : localGet(local, key, deps.now());
       } catch (err) {
         deps.onCacheError?.(err);
       }
@@ -115,7 +104,7 @@ export function createIntrospector(c: IssuerConfig): Introspector {
           const ttl = ttlFor(answer, now);
           if (ttl <= 0) return answer;
           const value = JSON.stringify(answer);
-          if (!shared) local.set(key, value, ttl, now);
+          if (!shared) local.set(key, { value, expiresAt: now + ttl });
           else await shared.set(key, value, { ttlMs: ttl }).catch((err: unknown) => deps.onCacheError?.(err));
           return answer;
         };

@@ -86,6 +86,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['policy', 'mode'] as const,
       registers: [registry],
     }),
+    storeEvictions: new Counter({
+      name: 'hcgw_store_evictions_total',
+      help: 'Keys the bounded memory store evicted to make room (each weakens a limit or a replay guard: raise store.maxEntries or use Redis)',
+      registers: [registry],
+    }),
     rateLimited: new Counter({
       name: 'hcgw_rate_limited_total',
       help: 'Requests refused by the rate-limit policy, by route and the limit that refused them',

@@ -11,6 +11,8 @@ export interface PolicyDefinition<S extends JSONSchema, C> {
   readonly configSchema: S;
   /** What the policy needs from the ones before it and gives to the ones after it (checked at load). */
   readonly dependencies?: PolicyDependencies | ((config: C) => PolicyDependencies);
+  /** Config keys renamed in a release (old → new): routes.yaml keeps working, with a deprecation warning at load. */
+  readonly renamedKeys?: Readonly<Record<string, string>>;
   /** All expensive work happens here, once per route at config load; the handler's phases run per request. */
   create(config: C, context: PolicyContext): PolicyHandler | Promise<PolicyHandler>;
 }

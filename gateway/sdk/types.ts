@@ -203,6 +203,8 @@ export interface Policy<C = any> {
   readonly configSchema: Record<string, unknown>;
   /** What the policy needs from the ones before it and gives to the ones after it; may depend on its config. */
   readonly dependencies?: PolicyDependencies | ((config: C) => PolicyDependencies);
+  /** Config keys renamed in a release: old name → new name. The old one is still read, with a deprecation warning. */
+  readonly renamedKeys?: Readonly<Record<string, string>>;
   /** Builds everything expensive once, at config load. May be async (fetching keys, connecting). */
   create(config: C, context: PolicyContext): PolicyHandler | Promise<PolicyHandler>;
 }
@@ -223,8 +225,25 @@ export interface RouteTarget {
   readonly kind: string;
   /** Fills `exchange.upstreamPath` before the request phase, so policies can see and rewrite it. */
   prepare?(ex: Exchange): void;
-  /** Writes the response, or rejects with a GatewayError while nothing was sent. */
-  handle(ex: Exchange): Promise<void>;
+  /**
+   * Fetches the answer: a buffered body for the pipeline's response phase, or `'streamed'` when the target
+   * already piped it (routes without response-body policies). Rejects with a GatewayError while nothing was
+   * sent. A target never runs policies: the pipeline runs the response phase once (gateway/pipeline/dispatch.ts).
+   */
+  handle(ex: Exchange): Promise<TargetResult>;
+}
+
+/** What a target hands back to the pipeline. */
+export type TargetResult = 'streamed' | BufferedResult;
+
+export interface BufferedResult {
+  response: ResponseBody;
+  /** The upstream's bytes, when the body came from one: an unchanged body keeps the upstream's ETag. */
+  original?: Buffer;
+  /** Experience routes: reshapes the body after the response phase (policies judge the source resources). */
+  project?: (body: unknown) => unknown;
+  /** The upstream URL that answered, for resolving relative `Location` / `Content-Location` headers. */
+  upstreamUrl?: string;
 }
 
 export interface CompiledRoute extends RouteInfo {

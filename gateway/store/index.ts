@@ -13,7 +13,7 @@ export function isRedisStore(store: Store): store is RedisStore {
   return store.kind === 'redis' && typeof (store as Partial<RedisStore>).command === 'function';
 }
 
-export async function createStore(config: StoreConfig, logger?: Logger): Promise<Store> {
+export async function createStore(config: StoreConfig, logger?: Logger, hooks: { onEvict?: () => void } = {}): Promise<Store> {
   if (config.kind === 'redis') {
     return createRedisStore({
       url: config.url ?? 'redis://127.0.0.1:6379',
@@ -23,5 +23,5 @@ export async function createStore(config: StoreConfig, logger?: Logger): Promise
       logger,
     });
   }
-  return createMemoryStore();
+  return createMemoryStore({ maxEntries: config.maxEntries, onEvict: hooks.onEvict });
 }

@@ -1,8 +1,21 @@
+import { LRUCache } from 'lru-cache';
 import type { Store } from './types.ts';
 
 interface Entry {
   value: string;
   expiresAt: number;
+}
+
+/** Default bound: about 100 MB at the worst case of ~1 KB per idempotency record; counters are far smaller. */
+export const DEFAULT_MAX_ENTRIES = 100_000;
+
+export interface MemoryStoreOptions {
+  now?: () => number;
+  sweepMs?: number;
+  /** Most keys held (values and sliding-window logs together); beyond it the least recently used are evicted. */
+  maxEntries?: number;
+  /** Called once per key evicted to make room (not for expiry): eviction weakens a limit, so it is counted. */
+  onEvict?: () => void;
 }
 
 /** Admitted hit times (ascending) of one sliding window. */
@@ -11,11 +24,19 @@ interface HitLog {
   windowMs: number;
 }
 
-/** Embedded single-process store. Expired entries are dropped lazily and by a periodic unref'd sweep. */
-export function createMemoryStore(opts: { now?: () => number; sweepMs?: number } = {}): Store {
+/**
+ * Embedded single-process store. Expired entries are dropped lazily and by a periodic unref'd sweep; the
+ * number of keys is bounded (a flood of distinct callers or idempotency keys cannot exhaust the heap), the
+ * least recently used going first, each eviction reported through `onEvict`.
+ */
+export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
   const now = opts.now ?? Date.now;
-  const data = new Map<string, Entry>();
-  const logs = new Map<string, HitLog>();
+  const max = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  // Expiry stays ours (entries carry expiresAt, checked against the injected clock); lru-cache only bounds.
+  const bounded = <V extends {}>() =>
+    new LRUCache<string, V>({ max, dispose: (_v, _k, reason) => reason === 'evict' && opts.onEvict?.() });
+  const data = bounded<Entry>();
+  const logs = bounded<HitLog>();
   const live = (key: string): Entry | undefined => {
     const e = data.get(key);
     if (e && e.expiresAt <= now()) {
@@ -26,8 +47,8 @@ export function createMemoryStore(opts: { now?: () => number; sweepMs?: number }
   };
   const sweep = setInterval(() => {
     const t = now();
-    for (const [k, e] of data) if (e.expiresAt <= t) data.delete(k);
-    for (const [k, l] of logs) if (!l.hits.length || l.hits[l.hits.length - 1] + l.windowMs <= t) logs.delete(k);
+    for (const [k, e] of data.entries()) if (e.expiresAt <= t) data.delete(k);
+    for (const [k, l] of logs.entries()) if (!l.hits.length || l.hits[l.hits.length - 1] + l.windowMs <= t) logs.delete(k);
   }, opts.sweepMs ?? 30_000);
   sweep.unref();
 

@@ -7,7 +7,7 @@ export interface IdempotencyConfig {
   ttl: string;
   lockTtl: string;
   required: boolean;
-  fail: 'open' | 'closed';
+  failMode: 'open' | 'closed';
   replayHeaders: string[];
   maxStoredBytes: number;
 }
@@ -30,6 +30,8 @@ export const idempotencyPolicy = definePolicy({
   name: 'idempotency',
   // Keys are scoped to the caller, and a stored response must be the one the caller was allowed to see.
   dependencies: { requires: ['principal'], after: ['minimized-body', 'consent-filtered-body', 'compartment-filtered-body'] },
+  // 0.2 spelled the store fail mode `fail`; every policy now says `failMode`.
+  renamedKeys: { fail: 'failMode' },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -42,7 +44,7 @@ export const idempotencyPolicy = definePolicy({
         description: 'How long a request in flight holds its key (repeats meanwhile get 409); longer than the upstream timeout with its retries',
       },
       required: { type: 'boolean', default: false, description: 'Refuse POST/PUT/PATCH/DELETE requests without an Idempotency-Key header (400)' },
-      fail: {
+      failMode: {
         enum: ['open', 'closed'],
         default: 'closed',
         description: 'When the shared store is down: closed refuses keyed requests (503), open lets them through without deduplication',
@@ -85,9 +87,9 @@ export const idempotencyPolicy = definePolicy({
         .digest('base64url');
 
     const storeFailed = (err: unknown, ex: Exchange): void => {
-      metrics.storeFailures.inc({ policy: 'idempotency', mode: config.fail });
-      logger.warn('idempotency store unavailable', { route: routeId, requestId: ex.id, mode: config.fail, error: err });
-      if (config.fail === 'closed') {
+      metrics.storeFailures.inc({ policy: 'idempotency', mode: config.failMode });
+      logger.warn('idempotency store unavailable', { route: routeId, requestId: ex.id, mode: config.failMode, error: err });
+      if (config.failMode === 'closed') {
         throw new ServiceUnavailable({ detail: 'Idempotency keys cannot be checked right now', reason: 'idempotency-store-unavailable', headers: { 'Retry-After': '1' } });
       }
       ex.decisions.push({ policy: 'idempotency', outcome: 'allow', reason: 'store-unavailable-fail-open' });

@@ -1,4 +1,6 @@
+import { LRUCache } from 'lru-cache';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey, type ProtectedHeaderParameters } from 'jose';
+import { deepFreeze } from '../../gateway/lib/freeze.ts';
 import { ServiceUnavailable, invalidToken, IntrospectionUnavailable, type GatewayError, type TrustedIssuer, type IntrospectionDeps } from '../../gateway/sdk/index.ts';
 
 export interface Verified {
@@ -51,7 +53,7 @@ interface VerifiedEntry {
   payload: JWTPayload;
   key: unknown;
 }
-const verifiedCache = new WeakMap<TrustedIssuer, Map<string, VerifiedEntry>>();
+const verifiedCache = new WeakMap<TrustedIssuer, LRUCache<string, VerifiedEntry>>();
 
 /**
  * A cache hit: the payload if the entry still holds, or else the key the resolver yields now (so a
@@ -73,8 +75,7 @@ async function cachedVerification(token: string, header: ProtectedHeaderParamete
 
 function remember(token: string, issuer: TrustedIssuer, payload: JWTPayload, key: unknown): void {
   let cache = verifiedCache.get(issuer);
-  if (!cache) verifiedCache.set(issuer, (cache = new Map()));
-  if (cache.size >= VERIFIED_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  if (!cache) verifiedCache.set(issuer, (cache = new LRUCache({ max: VERIFIED_CACHE_MAX })));
   cache.set(token, { payload, key });
 }
 
@@ -87,7 +88,8 @@ async function verifyWith(token: string, header: ProtectedHeaderParameters, issu
     const capture: typeof issuer.getKey = async (header, input) => usedKey ?? (usedKey = await issuer.getKey!(header, input));
     const { payload } = await jwtVerify(token, capture!, opts);
     checkIssuedAt(payload, issuer, now);
-    remember(token, issuer, payload, usedKey);
+    // One payload object serves every request with this token: no policy may change it for the next one.
+    remember(token, issuer, deepFreeze(payload), usedKey);
     return payload;
   } catch (err) {
     if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
@@ -96,7 +98,7 @@ async function verifyWith(token: string, header: ProtectedHeaderParameters, issu
       try {
         const { payload } = await jwtVerify(token, key, opts);
         checkIssuedAt(payload, issuer, now);
-        return payload;
+        return deepFreeze(payload);
       } catch (inner) {
         if (!(inner instanceof joseErrors.JWSSignatureVerificationFailed)) throw inner;
       }

@@ -1,7 +1,8 @@
 import { BadRequest, Forbidden, UnsupportedMediaType, type Exchange } from '../../gateway/sdk/index.ts';
 import { isResource } from '../../gateway/lib/fhir-bundle.ts';
 import { refuseSearchBody, splitValues } from '../../gateway/lib/fhir-search.ts';
-import { ownership, patientIdOf } from './references.ts';
+import { patientIdFrom } from '../../gateway/lib/fhir-reference.ts';
+import { ownership } from './references.ts';
 
 export interface CompartmentRules {
   resourceType: string;
@@ -47,7 +48,7 @@ export function confineSearch(ex: Exchange, rules: CompartmentRules, patient: st
     if (values.length > 1) throw otherPatient('duplicate-patient-param', 'A patient search parameter may appear only once');
     if (values.length === 0) continue;
     const ids = splitValues(values[0]);
-    if (ids.length !== 1 || patientIdOf(ids[0]) !== patient) throw otherPatient('other-patient-search');
+    if (ids.length !== 1 || patientIdFrom(ids[0]) !== patient) throw otherPatient('other-patient-search');
     named = true;
   }
   if (named) return false;

@@ -19,7 +19,7 @@ export interface RateLimitConfig {
   limits?: LimitConfig[];
   algorithm: Algorithm;
   overrides?: Record<string, { limit?: number; limits?: LimitConfig[] }>;
-  fail: 'open' | 'closed';
+  failMode: 'open' | 'closed';
 }
 
 const MIN_WINDOW_MS = 1000;
@@ -85,6 +85,8 @@ function run(limiter: RateLimitRequestHandler, req: IncomingMessage, res: Server
 
 export const rateLimitPolicy = definePolicy({
   name: 'rate-limit',
+  // 0.2 spelled the store fail mode `fail`; every policy now says `failMode`.
+  renamedKeys: { fail: 'failMode' },
   configSchema: {
     type: 'object',
     additionalProperties: false,
@@ -121,7 +123,7 @@ export const rateLimitPolicy = definePolicy({
         default: {},
         description: 'Per-consumer limits by token client id, e.g. { partner-billing: { limit: 500 } }',
       },
-      fail: {
+      failMode: {
         enum: ['open', 'closed'],
         default: 'open',
         description: 'When the shared store is unreachable: open admits (warning logged, metric counted); closed answers 503',
@@ -173,13 +175,13 @@ export const rateLimitPolicy = definePolicy({
     const retrySoon = Object.freeze({ 'Retry-After': '1' });
     let lastWarnAt = -Infinity;
     const onStoreFailure = (ex: Exchange, err: unknown) => {
-      ctx.metrics.storeFailures.inc({ policy: 'rate-limit', mode: config.fail });
+      ctx.metrics.storeFailures.inc({ policy: 'rate-limit', mode: config.failMode });
       const now = ctx.now();
       if (now - lastWarnAt >= WARN_EVERY_MS) {
         lastWarnAt = now;
-        ctx.logger.warn(`rate limit store unavailable: failing ${config.fail}`, { route, error: err });
+        ctx.logger.warn(`rate limit store unavailable: failing ${config.failMode}`, { route, error: err });
       }
-      if (config.fail === 'closed') throw new ServiceUnavailable({ reason: 'store-unavailable', detail: 'Rate limiting is temporarily unavailable', headers: retrySoon });
+      if (config.failMode === 'closed') throw new ServiceUnavailable({ reason: 'store-unavailable', detail: 'Rate limiting is temporarily unavailable', headers: retrySoon });
       ex.decisions.push(failOpenDecision);
     };
 

@@ -1,13 +1,8 @@
 /** `hcgw test [file…]`: policy tests (docs/policy-tooling.md). */
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ConfigError, formatIssue } from '../config/errors.ts';
-
-export const TEST_USAGE = `usage: hcgw test [file|dir …] [--junit out.xml] [--min-coverage N] [--verbose]
-  Runs policy test files (default: policy-tests/*.yaml) through the real compiled chain over loopback HTTP.
-  Exit 0 when every case passes (and coverage ≥ N %), 1 otherwise.
-`;
+import { ConfigError, formatIssue } from '../../config/errors.ts';
+import { parseOptions, UsageError } from '../command.ts';
 
 /** Files as given, directories as their *.yaml files; undefined names the first path that does not exist. */
 async function expand(paths: string[]): Promise<{ files: string[]; missing?: string }> {
@@ -21,28 +16,15 @@ async function expand(paths: string[]): Promise<{ files: string[]; missing?: str
   return { files };
 }
 
-export async function testCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { junit: { type: 'string' }, 'min-coverage': { type: 'string' }, verbose: { type: 'boolean' } },
-  });
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(args, { junit: { type: 'string' }, 'min-coverage': { type: 'string' }, verbose: { type: 'boolean' } }, true);
   const min = values['min-coverage'] === undefined ? 0 : Number(values['min-coverage']);
-  if (!Number.isFinite(min) || min < 0 || min > 100) {
-    process.stderr.write('hcgw test: --min-coverage must be a number from 0 to 100\n');
-    return 2;
-  }
+  if (!Number.isFinite(min) || min < 0 || min > 100) throw new UsageError('--min-coverage must be a number from 0 to 100');
   const { files, missing } = await expand(positionals.length ? positionals : ['policy-tests']);
-  if (missing) {
-    process.stderr.write(`hcgw test: no such file or directory: ${missing}\n`);
-    return 2;
-  }
-  if (!files.length) {
-    process.stderr.write('hcgw test: no test files found\n');
-    return 2;
-  }
-  const { runTests } = await import('../tooling/runner.ts');
-  const { formatCase, formatCoverage, junitXml } = await import('../tooling/report.ts');
+  if (missing) throw new UsageError(`no such file or directory: ${missing}`);
+  if (!files.length) throw new UsageError('no test files found');
+  const { runTests } = await import('../../tooling/runner.ts');
+  const { formatCase, formatCoverage, junitXml } = await import('../../tooling/report.ts');
   let result;
   try {
     result = await runTests(files, { onCase: (r) => process.stdout.write(`${formatCase(r)}\n`) });

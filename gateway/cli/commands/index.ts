@@ -1,0 +1,60 @@
+import type { Command } from '../command.ts';
+
+/**
+ * Every `hcgw` command, in the order `hcgw --help` lists them. A new command is a module in this folder
+ * exporting `run(args)`, plus one entry here.
+ */
+export const commands: readonly Command[] = [
+  {
+    name: 'start',
+    summary: 'run the gateway',
+    usage: `hcgw start [--config routes.yaml] [--sandbox] [--port N] [--workers N] [--watch]
+  --config, -c   the config file (default: $HCGW_CONFIG or routes.yaml)
+  --sandbox      also start the demo upstreams and the dev IdP
+  --port         listen port (overrides server.port; 0 = any free port)
+  --workers, -w  cluster size (default: one per CPU with a redis store, else 1)
+  --watch        reload when the config file changes (SIGHUP always reloads)`,
+    load: () => import('./start.ts'),
+  },
+  {
+    name: 'validate',
+    summary: 'check a routes.yaml; prints every error, exit 1 if any',
+    usage: `hcgw validate [file]
+  Compiles the file exactly as start would (default routes.yaml): every error with its path and route id,
+  deprecation warnings on stderr; exit 0 when it would start, 1 when not.`,
+    load: () => import('./validate.ts'),
+  },
+  {
+    name: 'token',
+    summary: 'mint a dev token from the running sandbox IdP',
+    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
+  Asks the sandbox's dev IdP (default http://127.0.0.1:9100, or $HCGW_DEV_IDP) for a signed access token
+  and prints it.`,
+    load: () => import('./token.ts'),
+  },
+  {
+    name: 'openapi',
+    summary: 'write the OpenAPI 3.1 document of the governed routes',
+    usage: `hcgw openapi [file] [--out f.json|f.yaml] [--server URL]
+  The config is checked first (exit 1 if invalid); YAML when the output file ends in .yaml/.yml.`,
+    load: () => import('./openapi.ts'),
+  },
+  {
+    name: 'test',
+    summary: 'run policy tests (default policy-tests/); exit 1 on a failure',
+    usage: `hcgw test [file|dir …] [--junit out.xml] [--min-coverage N] [--verbose]
+  Runs policy test files (default: policy-tests/*.yaml) through the real compiled chain over loopback HTTP,
+  with a throw-away token issuer and stub upstreams (docs/policy-tooling.md). Prints PASS/FAIL per case with
+  a diff, then the coverage of routes and decision branches. Exit 0 when every case passes and coverage is
+  at least N %, 1 otherwise, 2 on a usage error. --junit writes JUnit XML for CI.`,
+    load: () => import('./test.ts'),
+  },
+  {
+    name: 'audit',
+    summary: 'check audit hash chains',
+    usage: `hcgw audit verify [--rotated] [--partial] <file...>
+  Files oldest first (rotated ones, then the live one; --rotated adds each live file's rotated siblings).
+  Prints OK <n> records (exit 0), or the first broken line (exit 1); a missing file is a usage error (exit 2).`,
+    load: () => import('./audit.ts'),
+  },
+];
