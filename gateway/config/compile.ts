@@ -1,3 +1,4 @@
+import { checkDebugDecisions } from '../tooling/debug-decisions.ts';
 import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
@@ -113,6 +114,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
   issues.push(...checkFhirSection(config));
+  issues.push(...checkDebugDecisions(config));
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });

@@ -11,6 +11,7 @@ import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
 import { edgeServerProperties } from '../http/edge-schema.ts';
+import { debugDecisionsProperty } from '../tooling/debug-decisions.ts';
 
 const upstream = {
   type: 'object',
@@ -170,6 +171,7 @@ export const configSchema = {
         logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
         tls: serverTlsSchema,
         ...edgeServerProperties,
+        ...debugDecisionsProperty,
         admin: {
           type: 'object',
           additionalProperties: false,

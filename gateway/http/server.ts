@@ -1,3 +1,4 @@
+import { exposeDecisions } from '../tooling/debug-decisions.ts';
 import http from 'node:http';
 import https from 'node:https';
 import { dirname, resolve } from 'node:path';
@@ -196,6 +197,7 @@ export class Gateway {
     if (m.kind === 'method-not-allowed') return fail(new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }));
 
     const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
+    if (gen.compiled.config.server.debugDecisions) exposeDecisions(ex);
     gen.inflight++;
     this.inflightTotal++;
     this.liveResponses.add(res);
