@@ -1,3 +1,4 @@
+import { POLICY_MODES, shadowHandler, type PolicyMode } from '../sdk/shadow.ts';
 import { checkDebugDecisions } from '../tooling/debug-decisions.ts';
 import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
@@ -128,13 +129,18 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       issues.push({ path, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
       return undefined;
     }
-    const pconfig = structuredClone(rawConfig ?? {}) as Record<string, unknown>;
+    // `mode` belongs to every policy (gateway/sdk/shadow.ts), not to its schema.
+    const { mode = 'enforce', ...pconfig } = structuredClone(rawConfig ?? {}) as Record<string, unknown>;
+    if (!POLICY_MODES.includes(mode as PolicyMode)) {
+      issues.push({ path: `${path}.${name}.mode`, message: `must be one of ${POLICY_MODES.join(', ')}` });
+      return undefined;
+    }
     const renamed = renameDeprecatedKeys(reg.policy, pconfig, `${path}.${name}`, issues, warnings);
     if (!reg.validate(pconfig)) {
       issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`).map((i) => underWrittenName(i, renamed)));
       return undefined;
     }
-    return { name, reg, config: deepFreeze(pconfig) };
+    return { name, reg, config: deepFreeze(pconfig), mode: mode as PolicyMode };
   };
   const hasIssueUnder = (base: string) => issues.some((i) => i.path === base || i.path.startsWith(`${base}.`) || i.path.startsWith(`${base}[`));
 
@@ -177,7 +183,8 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       declared.push({ name: checked.name, policy: checked.reg.policy, config: checked.config, path: ppath });
       const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstream: clientOf, section, route: info, configDir, now: deps.now ?? Date.now, shared, audit };
       try {
-        const handler = await checked.reg.policy.create(checked.config, ctx);
+        const created = await checked.reg.policy.create(checked.config, ctx);
+        const handler = checked.mode === 'shadow' ? shadowHandler(checked.name, created, deps.metrics.shadowDecisions) : created;
         handlers.push(handler);
         entries.push({ name: checked.name, handler });
       } catch (err) {

@@ -31,7 +31,8 @@ export interface Principal {
 /** One decision a policy took, recorded for the audit trail (never holds PHI values). */
 export interface PolicyDecision {
   policy: string;
-  outcome: 'allow' | 'deny' | 'modify';
+  /** would-*: a policy in `mode: shadow` evaluated this but did not enforce it. */
+  outcome: 'allow' | 'deny' | 'modify' | 'would-deny' | 'would-modify';
   reason?: string;
   detail?: Record<string, string | number | boolean>;
 }
