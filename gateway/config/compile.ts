@@ -198,7 +198,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const chain = buildChain(entries);
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links });
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links, audit, configDir, store: deps.store });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
@@ -207,7 +207,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   }
 
   const close = async () => {
-    await Promise.allSettled(handlers.map((h) => h.close?.()));
+    await Promise.allSettled([...handlers.map((h) => h.close?.()), ...routes.map((r) => r.target.close?.())]);
     if (!deps.audit) await audit.close();
     closeUpstreams(upstreams);
   };

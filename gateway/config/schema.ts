@@ -6,10 +6,12 @@
 import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+import { legacySectionSchema } from '../legacy/schema.ts';
 import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
 import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
+import { issuerDiscoveryProperties } from '../identity/discovery.ts';
 import { edgeServerProperties } from '../http/edge-schema.ts';
 import { debugDecisionsProperty } from '../tooling/debug-decisions.ts';
 
@@ -101,6 +103,7 @@ const issuer = {
       },
     },
     ...senderConstraintProperties,
+    ...issuerDiscoveryProperties,
   },
 };
 
@@ -214,6 +217,7 @@ export const configSchema = {
     plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
     audit: auditSectionSchema,
     minimization: minimizationSchema,
+    legacy: legacySectionSchema,
     fhir: fhirSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
     routes: { type: 'array', items: route },

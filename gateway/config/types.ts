@@ -2,6 +2,7 @@ import type { AuditConfig } from '../audit/schema.ts';
 import type { UpstreamAuthConfig } from '../upstream/auth/schema.ts';
 import type { ServerTlsConfig } from '../http/tls.ts';
 import type { SenderConstraintConfig } from '../identity/sender-constraint.ts';
+import type { IssuerDiscoveryConfig } from '../identity/discovery.ts';
 
 /** The shapes of routes.yaml (mirrors gateway/config/schema.ts). */
 export type Layer = 'system' | 'process' | 'experience';
@@ -23,7 +24,7 @@ export interface UpstreamConfig {
   auth?: UpstreamAuthConfig;
 }
 
-export interface IssuerConfig extends SenderConstraintConfig {
+export interface IssuerConfig extends SenderConstraintConfig, IssuerDiscoveryConfig {
   name: string;
   issuer: string;
   jwksUri?: string;

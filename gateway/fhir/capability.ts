@@ -75,7 +75,7 @@ export function capabilityStatement(config: GatewayConfig, server: FhirServerCon
           {
             url: SMART_OAUTH_URIS,
             extension: [
-              { url: 'token', valueUri: smart.tokenEndpoint },
+              { url: 'token', valueUri: smart.tokenEndpoint ?? config.identity.issuers.find((i) => i.name === smart.issuer)?.tokenEndpoint },
               ...(smart.authorizationEndpoint ? [{ url: 'authorize', valueUri: smart.authorizationEndpoint }] : []),
               ...(smart.registrationEndpoint ? [{ url: 'register', valueUri: smart.registrationEndpoint }] : []),
               ...(smart.managementEndpoint ? [{ url: 'manage', valueUri: smart.managementEndpoint }] : []),

@@ -25,7 +25,9 @@ export function checkFhirSection(config: GatewayConfig): ConfigIssue[] {
   servers.forEach((s, i) => {
     if (!s || typeof s.base !== 'string') return;
     const path = `fhir.servers[${i}]`;
-    if (s.smart && !config.identity.issuers.some((iss) => iss.name === s.smart!.issuer)) issues.push({ path: `${path}.smart.issuer`, message: `unknown issuer "${s.smart.issuer}" (not in identity.issuers)` });
+    const issuer = s.smart && config.identity.issuers.find((iss) => iss.name === s.smart!.issuer);
+    if (s.smart && !issuer) issues.push({ path: `${path}.smart.issuer`, message: `unknown issuer "${s.smart.issuer}" (not in identity.issuers)` });
+    if (s.smart && issuer && !s.smart.tokenEndpoint && !issuer.tokenEndpoint) issues.push({ path: `${path}.smart.tokenEndpoint`, message: 'is required when the issuer has no tokenEndpoint' });
     if (servers.some((o, j) => j !== i && typeof o?.base === 'string' && (o.base === s.base || s.base.startsWith(`${o.base}/`)))) issues.push({ path: `${path}.base`, message: 'overlaps another FHIR base' });
     if (Array.isArray(config.routes) && !groupRoutes(config, s).length) issues.push({ path: `${path}.base`, message: 'no route with `fhir:` metadata lies under this base' });
   });

@@ -25,11 +25,11 @@ export const fhirSectionSchema = {
           smart: {
             type: 'object',
             additionalProperties: false,
-            required: ['issuer', 'tokenEndpoint'],
+            required: ['issuer'],
             description: 'Served as <base>/.well-known/smart-configuration (SMART App Launch 2.x) and in the CapabilityStatement security section',
             properties: {
               issuer: { type: 'string', minLength: 1, description: 'Name of the identity.issuers entry whose tokens the group accepts (its issuer URL and JWKS are published)' },
-              tokenEndpoint: uri('Token endpoint of the authorization server'),
+              tokenEndpoint: uri("Token endpoint of the authorization server (default: the issuer's tokenEndpoint)"),
               authorizationEndpoint: uri('Authorization endpoint (for launch flows)'),
               registrationEndpoint: uri('Dynamic client registration endpoint'),
               introspectionEndpoint: uri('RFC 7662 introspection endpoint'),
@@ -51,7 +51,7 @@ export const fhirSectionSchema = {
 
 export interface SmartConfig {
   issuer: string;
-  tokenEndpoint: string;
+  tokenEndpoint?: string;
   authorizationEndpoint?: string;
   registrationEndpoint?: string;
   introspectionEndpoint?: string;

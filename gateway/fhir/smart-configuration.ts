@@ -22,7 +22,7 @@ export function smartConfiguration(config: GatewayConfig, server: FhirServerConf
   };
   return {
     issuer: issuer?.issuer,
-    token_endpoint: smart.tokenEndpoint,
+    token_endpoint: smart.tokenEndpoint ?? issuer?.tokenEndpoint,
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
     grant_types_supported: smart.grantTypesSupported,
     token_endpoint_auth_methods_supported: smart.tokenEndpointAuthMethodsSupported,

@@ -95,7 +95,7 @@ export class Gateway {
   private constructor(private readonly opts: GatewayOptions, logger: Logger) {
     this.logger = logger;
     this.file = opts.file;
-    this.metrics = createMetrics({ defaultMetrics: false });
+    this.metrics = createMetrics({ defaultMetrics: true });
     this.audit = createAuditRegistry({ logger, metrics: this.metrics });
   }
 

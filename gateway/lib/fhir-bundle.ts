@@ -36,8 +36,8 @@ function outcomeNamesPatient(r: FhirResource, resolve: ReferenceResolver): boole
 }
 
 export interface Visit {
-  /** The resource sits in its parent's `contained`. */
-  contained: boolean;
+  /** The resource sitting in `contained` of this one (as received), if it is contained. */
+  parent?: FhirResource;
   /** Resolves `urn:uuid:` and other fullUrl references against the enclosing Bundles. */
   resolve: ReferenceResolver;
 }
@@ -67,26 +67,26 @@ class Walker {
   removed = 0;
   constructor(private readonly judge: Judge) {}
 
-  resource(v: unknown, contained: boolean, resolve: ReferenceResolver): FhirResource | undefined {
-    const out = this.inner(v, contained, resolve);
+  resource(v: unknown, parent: FhirResource | undefined, resolve: ReferenceResolver): FhirResource | undefined {
+    const out = this.inner(v, parent, resolve);
     if (out === undefined) this.removed++;
     return out;
   }
 
-  private inner(v: unknown, contained: boolean, outer: ReferenceResolver): FhirResource | undefined {
+  private inner(v: unknown, parent: FhirResource | undefined, outer: ReferenceResolver): FhirResource | undefined {
     if (!isClassifiable(v)) return undefined;
     const resolve = v.resourceType === 'Bundle' ? bundleResolver(v, outer) : outer;
     const r: FhirResource = { ...v };
     if (r.contained !== undefined) {
       // A contained list that is not a list cannot be judged piece by piece: the parent goes.
       if (!Array.isArray(r.contained)) return undefined;
-      r.contained = r.contained.map((c) => this.resource(c, true, resolve)).filter((c) => c !== undefined);
+      r.contained = r.contained.map((c) => this.resource(c, v, resolve)).filter((c) => c !== undefined);
     }
     if (r.resourceType === 'Bundle' && r.entry !== undefined) {
       if (!Array.isArray(r.entry)) return undefined;
       const entries = r.entry;
       const kept = entries.flatMap((e) => {
-        const res = isPlainObject(e) ? this.resource(e.resource, false, resolve) : this.resource(undefined, false, resolve);
+        const res = isPlainObject(e) ? this.resource(e.resource, undefined, resolve) : this.resource(undefined, undefined, resolve);
         return res === undefined ? [] : [{ ...(e as Record<string, unknown>), resource: res }];
       });
       r.entry = kept;
@@ -103,7 +103,7 @@ class Walker {
       r.parameter = params;
     }
     if (r.resourceType === 'OperationOutcome' && outcomeNamesPatient(r, resolve)) return undefined;
-    return this.judge(r, { contained, resolve });
+    return this.judge(r, { parent, resolve });
   }
 
   /** Parameters (and their parts) keep only the ones whose resource survives. */
@@ -117,7 +117,7 @@ class Walker {
       }
       const q: Record<string, unknown> = { ...p };
       if (q.resource !== undefined) {
-        const res = this.resource(q.resource, false, resolve);
+        const res = this.resource(q.resource, undefined, resolve);
         if (res === undefined) continue;
         q.resource = res;
       }
@@ -134,25 +134,27 @@ class Walker {
 
 /**
  * `judge` over every resource of a body, innermost first. A body is a single resource (removed → body
- * undefined) or a composition: an object of named parts, where parts that claim to be FHIR (have a
- * `resourceType`) are walked and other parts (non-FHIR documents) are left to their own policies.
+ * undefined) or a composition: an object of named parts, at least one of them FHIR, where parts that
+ * claim to be FHIR (have a `resourceType`) are walked and other parts (non-FHIR documents such as a
+ * billing balance) are left to their own policies. Any other object is an unclassifiable resource.
  */
 export function filterResources(body: unknown, judge: Judge): MappedBody {
   const w = new Walker(judge);
   const none: ReferenceResolver = () => undefined;
-  if (isPlainObject(body) && !Object.hasOwn(body, 'resourceType')) {
+  const isPart = (v: unknown) => isPlainObject(v) && Object.hasOwn(v, 'resourceType');
+  if (isPlainObject(body) && !Object.hasOwn(body, 'resourceType') && Object.values(body).some(isPart)) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(body)) {
-      if (!isPlainObject(v) || !Object.hasOwn(v, 'resourceType')) out[k] = v;
+      if (!isPart(v)) out[k] = v;
       else {
-        const r = w.resource(v, false, none);
+        const r = w.resource(v, undefined, none);
         if (r !== undefined) out[k] = r;
       }
     }
     return { body: out, removed: w.removed };
   }
   if (!isPlainObject(body)) return { body, removed: 0 };
-  return { body: w.resource(body, false, none), removed: w.removed };
+  return { body: w.resource(body, undefined, none), removed: w.removed };
 }
 
 const JSON_FORMATS = new Set(['json', 'application/json', 'application/fhir+json']);

@@ -232,6 +232,8 @@ export interface RouteTarget {
    * sent. A target never runs policies: the pipeline runs the response phase once (gateway/pipeline/dispatch.ts).
    */
   handle(ex: Exchange): Promise<TargetResult>;
+  /** Releases what the target holds (audit leases, timers) when its compiled config is retired. */
+  close?(): Promise<void>;
 }
 
 /** What a target hands back to the pipeline. */

@@ -39,7 +39,7 @@ function principalScope(p: Principal | undefined): Record<string, string | undef
 }
 
 /** The request body as JSON, parsed here when no policy needed it parsed already. */
-function requestJson(ex: Exchange): unknown {
+export function requestJson(ex: Exchange): unknown {
   if (ex.json !== undefined || !ex.body?.length) return ex.json;
   if (!isJsonType(ex.req.headers['content-type'])) throw new UnsupportedMediaType({ detail: 'This API expects a JSON body' });
   try {

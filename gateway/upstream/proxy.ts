@@ -62,18 +62,16 @@ export interface ProxyTargetOptions {
 }
 
 /**
- * A system target: one http-proxy-middleware instance per route, built at config load. Streaming routes
- * pipe bytes through untouched; routes whose chain needs the response body buffer JSON responses and
- * run the response phase. Each request resolves when the response is done, or rejects with a
+ * A system target: one http-proxy-middleware instance per upstream and mode, built at config load. JSON
+ * responses are buffered and handed to the pipeline (URL rewriting; the response phase on routes whose
+ * chain needs the body); other bodies are piped, and refused (502) on routes whose policies must see them.
+ * Each request resolves when the body is buffered or the piped response is done, or rejects with a
  * GatewayError (502/504) while nothing was sent yet, so the server's one error writer answers.
  */
 export function createProxyTarget(opts: ProxyTargetOptions) {
   const { upstream, buffer, links, logger, metrics } = opts;
   const inflight = new WeakMap<IncomingMessage, InFlight>();
   const forwardAuth = upstream.config.forwardAuthorization === true;
-  // A 401 to the gateway's own credentials is retried once with fresh ones, so the response must not be
-  // piped to the client before its status was seen: such upstreams are always handled here, not by http-proxy.
-  const selfHandle = buffer || upstream.auth !== undefined;
 
   /**
    * What http-proxy reads of a request (method, url, headers, socket), with the already-buffered body as a
@@ -93,8 +91,9 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     delete headers.dpop;
     if (buffer) for (const h of CONDITIONAL) delete headers[h];
     replaceForwarding(headers, ex);
-    // Buffered routes re-serialise JSON; ask for identity so the body can be parsed without inflating it.
-    if (buffer) headers['accept-encoding'] = 'identity';
+    // Every JSON body is re-serialised (URL rewriting, and on buffer routes the policies): ask for identity so
+    // it can be parsed without inflating it, and so no compressed body slips past either.
+    headers['accept-encoding'] = 'identity';
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
     for (const k in ex.upstreamHeaders) headers[k.toLowerCase()] = ex.upstreamHeaders[k];
@@ -156,31 +155,26 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     else delete proxyRes.headers.connection;
     const upstreamUrl = upstream.base + ex.upstreamPath;
     let size = 0;
+    // (A HEAD is asked upstream as GET on buffer routes: that answer has the body the policies judge.)
+    const hasBody = !((ex.method === 'HEAD' && !buffer) || proxyRes.statusCode === 204 || proxyRes.statusCode === 304 || proxyRes.headers['content-length'] === '0');
+    // JSON is buffered on every route: the pipeline rewrites upstream URLs in it (and runs the response
+    // phase where policies need the body). Anything else is piped, on routes whose policies need no body.
+    const piped = !hasBody || !isJsonType(proxyRes.headers['content-type']) || proxyRes.headers['content-encoding'] !== undefined;
     // An upstream that breaks off mid-body (reset, crash) must not leave a truncated body looking whole: a
-    // buffered route answers 502; a streamed one cuts the client connection, as the upstream cut ours.
+    // buffered body answers 502; a piped one cuts the client connection, as the upstream cut ours.
     proxyRes.on('error', () => undefined);
     proxyRes.once('close', () => {
       if (proxyRes.complete || size > MAX_BUFFERED_RESPONSE || res.destroyed) return;
       ex.upstream.error = 'reset';
       metrics.upstreamErrors.inc({ upstream: upstream.name, kind: 'reset' });
-      if (buffer) state.reject(new BadGateway({ reason: 'reset' }));
-      else res.destroy();
+      if (piped) res.destroy();
+      else state.reject(new BadGateway({ reason: 'reset' }));
     });
-    if (!buffer) {
-      // http-proxy writes these headers after this event and pipes the body; 'close' resolves the exchange.
-      links.rewriteHeaders(proxyRes.headers, ex.route, ex.req, upstreamUrl);
-      ex.status = proxyRes.statusCode;
-      if (!selfHandle) return; // http-proxy pipes it; the response's 'close' resolves the exchange
-      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.headers);
-      proxyRes.pipe(res);
-      return;
-    }
-    if (!isJsonType(proxyRes.headers['content-type']) || proxyRes.headers['content-encoding']) {
+    if (piped) {
       // The route's policies (minimization, consent, compartment) must see the body to release it. A body
       // they cannot inspect (XML via _format, compressed despite identity) fails closed; only bodiless
       // answers (204, 304, HEAD, empty) pass.
-      const bodiless = ex.method === 'HEAD' || proxyRes.statusCode === 204 || proxyRes.statusCode === 304 || proxyRes.headers['content-length'] === '0';
-      if (!bodiless) {
+      if (buffer && hasBody) {
         proxyRes.resume();
         state.reject(new BadGateway({ detail: 'Upstream response cannot be inspected by the route policies', reason: 'uninspectable-body' }));
         return;
@@ -189,7 +183,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       links.rewriteHeaders(proxyRes.headers, ex.route, ex.req, upstreamUrl);
       res.writeHead(proxyRes.statusCode ?? 502, proxyRes.headers);
       proxyRes.pipe(res);
-      return;
+      return; // the response's 'close' resolves the exchange as streamed
     }
     const chunks: Buffer[] = [];
     proxyRes.on('data', (c: Buffer) => {
@@ -228,7 +222,9 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     changeOrigin: true,
     xfwd: false, // set by replaceForwarding: http-proxy's would append to the client's values
     agent: upstream.agent,
-    selfHandleResponse: selfHandle,
+    // Every response is handled here: JSON is buffered (see onProxyRes), the rest piped; and a 401 to the
+    // gateway's own credentials is retried once with fresh ones before anything reaches the client.
+    selfHandleResponse: true,
     ejectPlugins: true,
     plugins: [
       (proxy) => {

@@ -28,7 +28,12 @@ function subjectsOf(r: FhirResource, at?: Visit): { ids: string[] } | { unattrib
   if (r.resourceType === 'Bundle' || r.resourceType === 'Parameters') return { ids: [] };
   const named = patientsReferenced(r, at?.resolve);
   if (named.unresolvable) return { unattributable: true };
-  if (named.ids.size === 0 && PATIENT_DATA_TYPES.has(r.resourceType) && !at?.contained) return { unattributable: true };
+  // A contained resource that names nobody is part of its parent's record: the parent's patients decide.
+  if (named.ids.size === 0 && at?.parent) {
+    const parent = subjectsOf(at.parent, { resolve: at.resolve });
+    if (!('ids' in parent) || parent.ids.length) return parent;
+  }
+  if (named.ids.size === 0 && PATIENT_DATA_TYPES.has(r.resourceType)) return { unattributable: true };
   return { ids: [...named.ids] };
 }
 

@@ -1,5 +1,12 @@
 import { patientIdFrom, patientsReferenced, referenceString, type ReferenceResolver } from '../../gateway/lib/fhir-reference.ts';
+import { isPlainObject } from '../../gateway/lib/json-path.ts';
 import type { FhirResource } from '../../gateway/lib/fhir-bundle.ts';
+
+/** The id of the Patient a `urn:uuid:` (fullUrl) reference resolves to in the enclosing Bundles. */
+function resolvedPatient(ref: string, resolve?: ReferenceResolver): string | undefined {
+  const target = resolve?.(ref);
+  return isPlainObject(target) && target.resourceType === 'Patient' && typeof target.id === 'string' ? target.id : undefined;
+}
 
 export type Ownership = 'own' | 'foreign' | 'none';
 
@@ -20,7 +27,7 @@ export function ownership(r: FhirResource, patient: string, fields: readonly str
     for (const v of Array.isArray(r[f]) ? (r[f] as unknown[]) : [r[f]]) {
       seen = true;
       const ref = referenceString(v);
-      if (ref === undefined || patientIdFrom(ref) !== patient) return 'foreign';
+      if (ref === undefined || (patientIdFrom(ref) ?? resolvedPatient(ref, resolve)) !== patient) return 'foreign';
     }
   }
   return seen ? 'own' : 'none';

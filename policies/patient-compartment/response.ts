@@ -27,7 +27,7 @@ export interface Filtered {
 function keep(r: FhirResource, patient: string, rules: FilterRules, at?: Visit): boolean {
   if (r.resourceType === 'Bundle') return true;
   const owner = ownership(r, patient, rules.referenceFields, at?.resolve);
-  if (owner === 'none') return !(rules.requireReference && !at?.contained && r.resourceType === rules.resourceType);
+  if (owner === 'none') return !(rules.requireReference && !at?.parent && r.resourceType === rules.resourceType);
   return owner === 'own';
 }
 

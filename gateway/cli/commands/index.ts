@@ -27,10 +27,19 @@ export const commands: readonly Command[] = [
   {
     name: 'token',
     summary: 'mint a dev token from the running sandbox IdP',
-    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL]
+    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL] [--dpop] [--dpop-key f]
   Asks the sandbox's dev IdP (default http://127.0.0.1:9100, or $HCGW_DEV_IDP) for a signed access token
-  and prints it.`,
+  and prints it. --dpop: the token is DPoP-bound (cnf.jkt) to a new key saved in --dpop-key (default
+  .hcgw-dpop-key.json); the curl line to use it is printed on stderr.`,
     load: () => import('./token.ts'),
+  },
+  {
+    name: 'dpop',
+    summary: 'print a DPoP proof for one request',
+    usage: `hcgw dpop [--key .hcgw-dpop-key.json] [--token ACCESS_TOKEN] METHOD URL
+  A DPoP proof JWT (RFC 9449) for METHOD and URL, signed with the key \`hcgw token --dpop\` saved; with
+  --token it carries ath (the token's hash). Use a fresh proof per request: the gateway refuses replays.`,
+    load: () => import('./dpop.ts'),
   },
   {
     name: 'openapi',
@@ -56,5 +65,22 @@ export const commands: readonly Command[] = [
   Files oldest first (rotated ones, then the live one; --rotated adds each live file's rotated siblings).
   Prints OK <n> records (exit 0), or the first broken line (exit 1); a missing file is a usage error (exit 2).`,
     load: () => import('./audit.ts'),
+  },
+  {
+    name: 'report',
+    summary: 'CMS-0057-F API usage metrics from the verified audit trail',
+    usage: `hcgw report api-usage --from DATE --to DATE [--format csv|json] [--rotated] [--partial] <audit file...>
+  Verifies the hash chain first (exit 1 and no report if it is broken), then counts per API (route) and client
+  app the requests, unique patients whose data was returned and those returned more than once, and prior
+  authorizations approved / denied / pended with mean and median decision time. [from, to) in UTC.`,
+    load: () => import('../report.ts'),
+  },
+  {
+    name: 'sandbox',
+    summary: 'send a synthetic ADT message to an MLLP listener',
+    usage: `hcgw sandbox send-adt <A01|A02|A03|A04|A08|A40> [--encounter e-p1-1] [--patient p1] [--merged-patient p9]
+       [--control-id ID] [--facility SANDBOXHOSP] [--host 127.0.0.1] [--port 2575] [--timeout-ms 10000]
+  Prints {sent, controlId, ack, reason?}; exit 0 on AA, 1 otherwise.`,
+    load: () => import('../sandbox-adt.ts'),
   },
 ];

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.ts';
 import { loadConfigFile } from '../../config/load.ts';
 import { Gateway } from '../../http/server.ts';
@@ -9,6 +9,7 @@ import { createLogger } from '../../ops/logger.ts';
 import { reloadOnSignal, watchConfig } from '../../ops/reload.ts';
 import { parseOptions, printConfigError, UsageError } from '../command.ts';
 import { validateFile } from './validate.ts';
+import { startLegacy } from '../../legacy/runtime.ts';
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseOptions(args, { config: { type: 'string', short: 'c' }, sandbox: { type: 'boolean' }, port: { type: 'string' }, workers: { type: 'string', short: 'w' }, watch: { type: 'boolean' } });
@@ -20,7 +21,7 @@ export async function run(args: string[]): Promise<number> {
   const workers = cluster.isPrimary ? await workerCount(file, values.workers, logger) : 1;
   if (values.sandbox && cluster.isPrimary) {
     const { startSandbox } = await import('../../sandbox/index.ts');
-    const sb = await startSandbox();
+    const sb = await startSandbox({ erpRequiresGatewayToken: true });
     closeSandbox = () => sb.close();
     logger.info('sandbox started', { ...sb.urls });
   }
@@ -47,10 +48,12 @@ export async function run(args: string[]): Promise<number> {
     throw err;
   }
   await gw.listen();
+  const legacy = await startLegacy({ config: gw.compiled.config, configDir: dirname(file), store: gw.store, audit: gw.audit, logger });
   const watcher = values.watch ? watchConfig(gw) : undefined;
   const stop = async (signal: string) => {
     logger.info('shutting down', { signal });
     watcher?.close();
+    await legacy.close();
     await gw.close();
     await closeSandbox?.();
     process.exit(0);

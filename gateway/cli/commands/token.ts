@@ -1,4 +1,5 @@
 import { parseOptions, UsageError } from '../command.ts';
+import { dpopUsage, newDpopBinding } from './dpop.ts';
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseOptions(args, {
@@ -10,6 +11,8 @@ export async function run(args: string[]): Promise<number> {
     aud: { type: 'string' },
     ttl: { type: 'string' },
     idp: { type: 'string' },
+    dpop: { type: 'boolean' },
+    'dpop-key': { type: 'string' },
   });
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
   if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1)) throw new UsageError('--ttl must be a positive number of seconds');
@@ -23,6 +26,9 @@ export async function run(args: string[]): Promise<number> {
     audience: values.aud,
     expiresIn: ttl,
   };
+  // RFC 9449: bound to a new key, kept in a file for `hcgw dpop` to sign each request's proof with.
+  const binding = values.dpop ? await newDpopBinding(values['dpop-key'] as string | undefined) : undefined;
+  if (binding) Object.assign(body, { claims: { cnf: binding.cnf } });
   let res: Response;
   try {
     res = await fetch(`${idp}/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -35,6 +41,8 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   const json = (await res.json()) as { access_token?: string; token?: string };
-  process.stdout.write(`${json.access_token ?? json.token}\n`);
+  const minted = json.access_token ?? json.token ?? '';
+  process.stdout.write(`${minted}\n`);
+  if (binding) process.stderr.write(`${dpopUsage(binding.keyFile, minted)}\n`);
   return 0;
 }
