@@ -124,6 +124,11 @@ export class TestWorld {
       return { ...rest, keys: [this.issuer.jwk as Record<string, unknown>], algorithms: ['RS256'] };
     });
     for (const stub of this.stubs) (c.upstreams as Record<string, { url: string }>)[stub.name].url = stub.url + stub.basePath;
+    // The gateway's own upstream credentials (upstream `auth.tokenUrl`) come from the sandbox IdP when it runs.
+    const idp = this.sandbox?.urls.idp;
+    for (const up of Object.values(c.upstreams) as Array<{ auth?: { tokenUrl?: string } }>) {
+      if (idp && up.auth?.tokenUrl) up.auth = { ...up.auth, tokenUrl: new URL(new URL(up.auth.tokenUrl).pathname, idp).href };
+    }
     if (c.audit) c.audit = { ...c.audit, flushIntervalMs: 0, sinks: [{ ...FILE_SINK_DEFAULTS, path: auditFile }] };
     delete (c.server as { admin?: unknown }).admin;
     return { ...loaded, config: c };
