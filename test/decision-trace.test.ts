@@ -13,6 +13,7 @@ function sandboxWith(server: string): string {
   const file = join(dir, 'routes.yaml');
   writeFileSync(file, readFileSync('routes.yaml', 'utf8').replace('  host: 127.0.0.1\n', `  host: 127.0.0.1\n${server}\n`));
   symlinkSync(resolve('schemas'), join(dir, 'schemas'));
+  symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
   return file;
 }
 

@@ -17,6 +17,7 @@ function mutated(edit: (yaml: string) => string, testFile: string): string {
   assert.notEqual(changed, yaml, 'the mutation must change the config');
   writeFileSync(join(dir, 'routes.yaml'), changed);
   symlinkSync(resolve('schemas'), join(dir, 'schemas'));
+  symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
   mkdirSync(join(dir, 'policy-tests'));
   copyFileSync(testFile, join(dir, 'policy-tests', 'cases.yaml'));
   return join(dir, 'policy-tests', 'cases.yaml');

@@ -23,6 +23,7 @@ function shadowConfig(): string {
   assert.equal((yaml.match(/mode: shadow/g) ?? []).length, 6, 'every intended policy switched');
   writeFileSync(join(dir, 'routes.yaml'), yaml);
   symlinkSync(resolve('schemas'), join(dir, 'schemas'));
+  symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
   return join(dir, 'routes.yaml');
 }
 
