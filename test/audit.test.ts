@@ -110,7 +110,7 @@ describe('audit policy: one record per request, no PHI', () => {
     assert.deepEqual(r.source, { observer: 'gw-test-1', type: 'gateway' });
     assert.deepEqual(r.entity, { route: 'ehr-patient-read', layer: 'system', resourceType: 'Patient', patientHashes: [hmac('p1')] });
     assert.equal(r.purposeOfUse, 'TREAT');
-    assert.deepEqual(r.policy, { decisions: [{ policy: 'audit-facts', outcome: 'allow', reason: 'test-rule' }], consent: { consentIds: ['consent-1'], decision: 'permit' } });
+    assert.deepEqual(r.policy, { decisions: [{ policy: 'jwt', outcome: 'allow' }, { policy: 'audit-facts', outcome: 'allow', reason: 'test-rule' }], consent: { consentIds: ['consent-1'], decision: 'permit' } });
     assert.equal(r.upstream.name, 'ehr');
     assert.equal(r.upstream.status, 200);
     assert.equal(typeof r.upstream.latencyMs, 'number');

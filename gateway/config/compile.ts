@@ -1,3 +1,5 @@
+import { POLICY_MODES, shadowHandler, type PolicyMode } from '../sdk/shadow.ts';
+import { checkDebugDecisions } from '../tooling/debug-decisions.ts';
 import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
@@ -120,6 +122,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
   issues.push(...checkFhirSection(config));
+  issues.push(...checkDebugDecisions(config));
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });
@@ -133,13 +136,18 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       issues.push({ path, message: `unknown policy "${name}" (known: ${[...policies.keys()].join(', ')})` });
       return undefined;
     }
-    const pconfig = structuredClone(rawConfig ?? {}) as Record<string, unknown>;
+    // `mode` belongs to every policy (gateway/sdk/shadow.ts), not to its schema.
+    const { mode = 'enforce', ...pconfig } = structuredClone(rawConfig ?? {}) as Record<string, unknown>;
+    if (!POLICY_MODES.includes(mode as PolicyMode)) {
+      issues.push({ path: `${path}.${name}.mode`, message: `must be one of ${POLICY_MODES.join(', ')}` });
+      return undefined;
+    }
     const renamed = renameDeprecatedKeys(reg.policy, pconfig, `${path}.${name}`, issues, warnings);
     if (!reg.validate(pconfig)) {
       issues.push(...ajvIssues(reg.validate.errors, `${path}.${name}`).map((i) => underWrittenName(i, renamed)));
       return undefined;
     }
-    return { name, reg, config: deepFreeze(pconfig) };
+    return { name, reg, config: deepFreeze(pconfig), mode: mode as PolicyMode };
   };
   const hasIssueUnder = (base: string) => issues.some((i) => i.path === base || i.path.startsWith(`${base}.`) || i.path.startsWith(`${base}[`));
 
@@ -155,7 +163,8 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
       declared.push({ name: checked.name, policy: checked.reg.policy, config: checked.config, path: ppath });
       const ctx: PolicyContext = { logger: deps.logger, store: deps.store, metrics: deps.metrics, identity, upstream: clientOf, section, route: info, configDir, now: deps.now ?? Date.now, shared, audit };
       try {
-        const handler = await checked.reg.policy.create(checked.config, ctx);
+        const created = await checked.reg.policy.create(checked.config, ctx);
+        const handler = checked.mode === 'shadow' ? shadowHandler(checked.name, created, deps.metrics.shadowDecisions) : created;
         handlers.push(handler);
         entries.push({ name: checked.name, handler });
       } catch (err) {

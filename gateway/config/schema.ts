@@ -15,6 +15,7 @@ import { senderConstraintProperties } from '../identity/sender-constraint.ts';
 import { fhirSectionSchema } from '../fhir/schema.ts';
 import { issuerDiscoveryProperties } from '../identity/discovery.ts';
 import { edgeServerProperties } from '../http/edge-schema.ts';
+import { debugDecisionsProperty } from '../tooling/debug-decisions.ts';
 
 const upstream = {
   type: 'object',
@@ -176,6 +177,7 @@ export const configSchema = {
         logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
         tls: serverTlsSchema,
         ...edgeServerProperties,
+        ...debugDecisionsProperty,
         admin: {
           type: 'object',
           additionalProperties: false,

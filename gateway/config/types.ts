@@ -61,6 +61,8 @@ export interface ServerConfig {
   port: number;
   host: string;
   bodyLimit: string;
+  /** Decision trace in a response header (gateway/tooling/debug-decisions.ts); loopback listeners only. */
+  debugDecisions?: boolean;
   trustProxy: boolean | number | string | string[];
   requestTimeoutMs: number;
   headersTimeoutMs: number;

@@ -1,3 +1,4 @@
+import { exposeDecisions } from '../tooling/debug-decisions.ts';
 import http from 'node:http';
 import https from 'node:https';
 import { dirname, resolve } from 'node:path';
@@ -214,6 +215,7 @@ export class Gateway {
     const span = this.telemetry?.startRequest(req, m.route);
     const ex = createExchange({ id, traceparent: span?.traceparent ?? traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
     if (span) ex.trace = span;
+    if (gen.compiled.config.server.debugDecisions) exposeDecisions(ex);
     gen.inflight++;
     this.inflightTotal++;
     this.liveResponses.add(res);

@@ -81,6 +81,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['policy', 'reason'] as const,
       registers: [registry],
     }),
+    shadowDecisions: new Counter({
+      name: 'hcgw_shadow_decisions_total',
+      help: 'Decisions of policies in mode: shadow that were not enforced (would-deny, would-modify), by policy and reason',
+      labelNames: ['policy', 'reason'] as const,
+      registers: [registry],
+    }),
     storeFailures: new Counter({
       name: 'hcgw_store_failures_total',
       help: 'Shared store operations that failed, by policy and the fail mode applied',

@@ -1,4 +1,4 @@
-import type { CompiledChain, Exchange, PolicyHandler, ResponseBody, TraceSpan } from '../sdk/types.ts';
+import type { CompiledChain, Exchange, PolicyDecision, PolicyHandler, ResponseBody, TraceSpan } from '../sdk/types.ts';
 import { toGatewayError } from '../sdk/errors.ts';
 import type { Logger } from 'winston';
 
@@ -7,10 +7,10 @@ import type { Logger } from 'winston';
  * (fastify's hooks, Kong's per-phase plugin lists).
  */
 export function buildChain(entries: Array<{ name: string; handler: PolicyHandler }>): CompiledChain {
-  const request = entries.filter((e) => e.handler.onRequest).map((e) => ({ name: e.name, run: e.handler.onRequest!.bind(e.handler) }));
+  const request = entries.filter((e) => e.handler.onRequest).map((e) => ({ name: e.name, run: e.handler.onRequest!.bind(e.handler), allowed: allowDecision(e.name) }));
   const response = entries
     .filter((e) => e.handler.onResponse)
-    .map((e) => ({ name: e.name, run: e.handler.onResponse!.bind(e.handler) }))
+    .map((e) => ({ name: e.name, run: e.handler.onResponse!.bind(e.handler), allowed: allowDecision(e.name) }))
     .reverse();
   const log = entries.filter((e) => e.handler.onLog).map((e) => ({ name: e.name, run: e.handler.onLog!.bind(e.handler) }));
   return Object.freeze({
@@ -23,18 +23,31 @@ export function buildChain(entries: Array<{ name: string; handler: PolicyHandler
   });
 }
 
-/** Runs the steps in order; a throwing policy is recorded as the denier and its error propagates. */
-async function runDenying(steps: ReadonlyArray<{ name: string; run(ex: Exchange, response?: ResponseBody): void | Promise<void> }>, ex: Exchange, response?: ResponseBody): Promise<void> {
+/** Built once per step: the trace entry of a policy that let the request pass without saying more. */
+const allowDecision = (policy: string): PolicyDecision => Object.freeze({ policy, outcome: 'allow' });
+
+type DenyingStep = { name: string; allowed: PolicyDecision; run(ex: Exchange, response?: ResponseBody): void | Promise<void> };
+
+/**
+ * Runs the steps in order and leaves the decision trace on the exchange: every step that ran has an entry
+ * (its own, richer one when it pushed one; else `allow`), and a throwing policy is recorded as the denier
+ * with its reason code before its error propagates. The trace holds codes only, never values.
+ */
+async function runDenying(steps: ReadonlyArray<DenyingStep>, ex: Exchange, response?: ResponseBody): Promise<void> {
   const phase = response ? 'response' : 'request';
   for (const step of steps) {
+    const before = ex.decisions.length;
     try {
       const startMs = ex.trace ? performance.now() : 0;
       const r = step.run(ex, response);
       if (r) await (ex.trace ? traced(ex.trace, step.name, phase, startMs, r) : r);
     } catch (err) {
       ex.deniedBy ??= step.name;
-      throw toGatewayError(err);
+      const ge = toGatewayError(err);
+      ex.decisions.push({ policy: step.name, outcome: 'deny', reason: ge.reason ?? ge.code });
+      throw ge;
     }
+    if (ex.decisions.length === before) ex.decisions.push(step.allowed);
   }
 }
 
@@ -58,7 +71,7 @@ export function runRequestPhase(chain: CompiledChain, ex: Exchange): Promise<voi
 }
 
 export function runResponsePhase(chain: CompiledChain, ex: Exchange, response: ResponseBody): Promise<void> {
-  return runDenying(chain.response as ReadonlyArray<{ name: string; run(ex: Exchange, response?: ResponseBody): void | Promise<void> }>, ex, response);
+  return runDenying(chain.response as ReadonlyArray<DenyingStep>, ex, response);
 }
 
 /** Log handlers never affect the response; a failing one is logged and the others still run. */

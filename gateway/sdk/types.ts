@@ -31,7 +31,8 @@ export interface Principal {
 /** One decision a policy took, recorded for the audit trail (never holds PHI values). */
 export interface PolicyDecision {
   policy: string;
-  outcome: 'allow' | 'deny' | 'modify';
+  /** would-*: a policy in `mode: shadow` evaluated this but did not enforce it. */
+  outcome: 'allow' | 'deny' | 'modify' | 'would-deny' | 'would-modify';
   reason?: string;
   detail?: Record<string, string | number | boolean>;
 }
@@ -270,8 +271,9 @@ export interface CompiledRoute extends RouteInfo {
 }
 
 export interface CompiledChain {
-  readonly request: Array<{ name: string; run: NonNullable<PolicyHandler['onRequest']> }>;
-  readonly response: Array<{ name: string; run: NonNullable<PolicyHandler['onResponse']> }>;
+  /** `allowed`: the frozen trace entry recorded when the step passes without pushing its own decision. */
+  readonly request: Array<{ name: string; run: NonNullable<PolicyHandler['onRequest']>; allowed: PolicyDecision }>;
+  readonly response: Array<{ name: string; run: NonNullable<PolicyHandler['onResponse']>; allowed: PolicyDecision }>;
   readonly log: Array<{ name: string; run: NonNullable<PolicyHandler['onLog']> }>;
   readonly needsResponseBody: boolean;
   readonly needsRequestBody: boolean;

@@ -145,7 +145,7 @@ export const consentPolicy = definePolicy({
         if (hint) await lookUp(ex, [hint], known);
       },
       async onResponse(ex, response) {
-        if (ex.decisions.some((d) => d.policy === 'minimize')) {
+        if (ex.decisions.some((d) => d.policy === 'minimize' && d.outcome === 'modify')) {
           // minimize already stripped fields consent must see (labels, categories): never guess, refuse.
           log.error('consent must be listed after minimize on the route', { route: ex.route.id });
           throw new InternalError({ reason: 'consent-after-minimize' });

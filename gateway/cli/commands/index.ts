@@ -49,6 +49,16 @@ export const commands: readonly Command[] = [
     load: () => import('./openapi.ts'),
   },
   {
+    name: 'test',
+    summary: 'run policy tests (default policy-tests/); exit 1 on a failure',
+    usage: `hcgw test [file|dir …] [--junit out.xml] [--min-coverage N] [--verbose]
+  Runs policy test files (default: policy-tests/*.yaml) through the real compiled chain over loopback HTTP,
+  with a throw-away token issuer and stub upstreams (docs/policy-tooling.md). Prints PASS/FAIL per case with
+  a diff, then the coverage of routes and decision branches. Exit 0 when every case passes and coverage is
+  at least N %, 1 otherwise, 2 on a usage error. --junit writes JUnit XML for CI.`,
+    load: () => import('./test.ts'),
+  },
+  {
     name: 'audit',
     summary: 'check audit hash chains',
     usage: `hcgw audit verify [--rotated] [--partial] <file...>
