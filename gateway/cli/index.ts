@@ -188,10 +188,11 @@ async function audit(args: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
-  const { verifyAuditFiles } = await import('../audit/verify.ts');
+  const { verifyAuditFiles, describeNote } = await import('../audit/verify.ts');
   const { auditFilesInOrder } = await import('../audit/sinks/file.ts');
   const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
   const r = await verifyAuditFiles(ordered, { partial: values.partial });
+  for (const note of r.notes ?? []) process.stdout.write(`NOTE ${describeNote(note)}\n`);
   if (r.ok) {
     process.stdout.write(`OK ${r.records} records\n`);
     return 0;
