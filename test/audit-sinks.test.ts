@@ -95,7 +95,7 @@ describe('audit sinks', () => {
     t.append(10);
     await waitFor(async () => (await counter(t.metrics, 'hcgw_audit_records_dropped_total', { reason: 'overflow' })) === 7, 5000, '7 overflow drops');
     assert.equal(t.trail.healthy, false);
-    assert.ok((await counter(t.metrics, 'hcgw_audit_sink_failures_total', { sink: 'http', kind: 'network' })) >= 1);
+    await waitFor(async () => (await counter(t.metrics, 'hcgw_audit_sink_failures_total', { sink: 'http', kind: 'network' })) >= 1, 5000, 'a failed POST');
     assert.ok(log.lines.some((l) => l.includes('audit records are being dropped')));
     const t0 = Date.now();
     await t.registry.close();

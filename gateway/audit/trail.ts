@@ -3,6 +3,12 @@ import { GENESIS, seal } from './chain.ts';
 import type { AuditConfig } from './schema.ts';
 import { createSink, FileSink, type BufferedSink, type SinkFactoryDeps } from './sinks/index.ts';
 
+/**
+ * Longest a before-response record may take to reach the files; beyond it the response is withheld (503)
+ * rather than held indefinitely while a full disk is retried.
+ */
+export const RELEASE_WAIT_MS = 2000;
+
 interface Pending {
   record: object;
   /** Set for before-response records: told whether every file sink has the line. */
@@ -95,7 +101,11 @@ export class AuditTrail {
         const kept = sink.accept(line);
         if (sink instanceof FileSink) waits.push(kept ? sink.written(line) : Promise.resolve(false));
       }
-      void Promise.all(waits).then((oks) => written(oks.every(Boolean)));
+      const late = setTimeout(written, RELEASE_WAIT_MS, false).unref();
+      void Promise.all(waits).then((oks) => {
+        clearTimeout(late);
+        written(oks.every(Boolean));
+      });
     }
   }
 

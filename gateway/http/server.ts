@@ -17,6 +17,7 @@ import { createMetrics, type Metrics } from '../ops/metrics.ts';
 import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness } from '../ops/admin.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
+import { holdResponse } from './hold-response.ts';
 import { securityHeaders } from './security-headers.ts';
 import { reloadConfig } from '../ops/reload.ts';
 import { isJsonType, sendBufferedJson } from './respond.ts';
@@ -195,6 +196,7 @@ export class Gateway {
     this.liveResponses.add(res);
     res.once('close', () => this.finish(ex, gen));
     const route = m.route;
+    if (route.chain.release.length) holdResponse(ex, route.chain.release, this.logger);
     try {
       route.target.prepare?.(ex);
       await this.readBody(ex);
