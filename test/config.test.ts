@@ -9,6 +9,7 @@ import { loadConfigFile } from '../gateway/config/load.ts';
 import { createLogger } from '../gateway/ops/logger.ts';
 import { createMetrics } from '../gateway/ops/metrics.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
+import { main } from '../gateway/cli/main.ts';
 import { writeConfig } from './helpers.ts';
 
 const BASE = `version: 1
@@ -241,5 +242,72 @@ describe('renamed config keys (deprecation, not breakage)', () => {
     const r = cli('validate', writeConfig(limited(', fail: closed', '')));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /warning: routes\[0\]\.policies\[1\]\.rate-limit\.fail: `fail` is deprecated: rename it to `failMode`/);
+  });
+});
+
+/** The CLI in this process (no node start-up per call): what it wrote to stdout and stderr, and its exit code. */
+async function cliInProcess(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const write = { stdout: process.stdout.write, stderr: process.stderr.write };
+  process.stdout.write = ((c: string | Uint8Array) => ((out.stdout += String(c)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => ((out.stderr += String(c)), true)) as typeof process.stderr.write;
+  try {
+    return { status: await main(args), ...out };
+  } finally {
+    process.stdout.write = write.stdout;
+    process.stderr.write = write.stderr;
+  }
+}
+
+describe('CLI basics a new user hits at once', () => {
+  const COMMANDS = ['start', 'validate', 'token', 'openapi', 'audit'];
+  test('--help on every command prints its usage to stdout and exits 0', async () => {
+    for (const args of [['--help'], ['-h'], ['help'], ...COMMANDS.map((c) => [c, '--help']), ['help', 'audit']]) {
+      const r = await cliInProcess(...args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /^usage: hcgw/, args.join(' '));
+      assert.equal(r.stderr, '', args.join(' '));
+    }
+    assert.match((await cliInProcess('audit', '--help')).stdout, /audit verify/);
+  });
+
+  test('--version prints the package version', async () => {
+    const r = await cliInProcess('--version');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^hcgw \d+\.\d+\.\d+\n$/);
+  });
+
+  test('an unknown command names itself; an unknown flag names itself; both exit 2 without a stack trace', async () => {
+    const r = await cliInProcess('frobnicate');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+    const f = await cliInProcess('validate', '--strictt');
+    assert.equal(f.status, 2);
+    assert.match(f.stderr, /--strictt/);
+    assert.doesNotMatch(f.stderr + r.stderr, /\n\s+at /);
+  });
+
+  test('negative numbers parse as option values and are then judged as values', async () => {
+    const r = await cliInProcess('start', '--port', '-1');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--port must be an integer from 0 to 65535/);
+    assert.match((await cliInProcess('token', '--ttl', '-5')).stderr, /--ttl must be a positive number/);
+  });
+
+  test('audit verify on a missing file is a usage error (exit 2), not a broken chain', async () => {
+    const r = await cliInProcess('audit', 'verify', '/nonexistent/audit.jsonl');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /no such file: \/nonexistent\/audit\.jsonl/);
+    assert.doesNotMatch(r.stdout, /BROKEN/);
+  });
+
+  test('validate names the route by id as well as index, and a YAML syntax error is printed once, cleanly', async () => {
+    const r = await cliInProcess('validate', writeConfig(THREE_MISTAKES));
+    assert.match(r.stderr, /routes\[2\]\.target\.upstream: unknown upstream "nowhere"  \(route "c"\)/);
+    const syntax = await cliInProcess('validate', writeConfig('version: 1\nroutes:\n  - id: a\n   bad: [\n'));
+    assert.equal(syntax.status, 1);
+    assert.equal(syntax.stderr.match(/YAML syntax error/g)?.length, 1, syntax.stderr);
+    assert.match(syntax.stderr, /line 4, column \d+: YAML syntax error: [^\n]+\n$/);
+    assert.doesNotMatch(syntax.stderr, /at line \d+, column \d+/);
   });
 });

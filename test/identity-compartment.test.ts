@@ -212,6 +212,15 @@ routes:${route('patient-read', 'GET', '/ehr/Patient/:id', '/Patient/:id', 'resou
   test('writes: bodies must reference the patient, and an existing resource of another patient cannot be taken over', async () => {
     const forOther = JSON.stringify({ ...obs('x', { reference: 'Patient/p2' }), id: undefined });
     await refused(await call('/ehr/Observation', p1, { method: 'POST', body: forOther }));
+    for (const smuggled of [
+      { focus: [{ reference: 'Patient/p2' }] },
+      { contained: [{ resourceType: 'Patient', id: 'c1', link: [{ other: { reference: 'Patient/p2' } }] }] },
+      { contained: [{ id: 'no-type', subject: { reference: 'Patient/p2' } }] },
+      { performer: [{ reference: 'urn:uuid:nowhere' }] },
+    ]) {
+      const body = JSON.stringify({ ...obs('x', { reference: 'Patient/p1' }), id: undefined, ...smuggled });
+      await refused(await call('/ehr/Observation', p1, { method: 'POST', body }));
+    }
     const created = await call('/ehr/Observation', p1, { method: 'POST', body: JSON.stringify({ ...obs('x', { reference: 'Patient/p1' }), id: undefined }) });
     assert.equal(created.status, 201);
     const takeover = JSON.stringify(obs('obs-p2-hr', { reference: 'Patient/p1' }));

@@ -62,7 +62,7 @@ describe('hcgw openapi', () => {
     const ops = operations(doc);
     for (const route of config.routes) assert.ok(ops.some((o) => o.op['x-hcgw-route'] === route.id), `route ${route.id} missing`);
     const read = doc.paths['/system/ehr/Patient/{id}'].get;
-    assert.deepEqual(read.parameters[0], { name: 'id', in: 'path', required: true, schema: { type: 'string' } });
+    assert.deepEqual(read.parameters[0], { name: 'id', in: 'path', required: true, description: 'Path parameter id', schema: { type: 'string' } });
     assert.deepEqual(read.tags, ['system']);
     assert.equal(read['x-hcgw-layer'], 'system');
     assert.equal(new Set(ops.map((o) => o.op.operationId)).size, ops.length, 'operationIds are unique');
@@ -150,14 +150,15 @@ routes:
     const body = create.requestBody.content['application/fhir+json'].schema;
     assert.deepEqual(create.requestBody.content['application/json'].schema, body);
     const schemas = doc.components.schemas as Record<string, Doc>;
-    assert.ok(schemas.Observation && schemas.datatypes && schemas.Resource, Object.keys(schemas).join(', '));
-    assert.match(JSON.stringify(schemas.Observation), /"#\/components\/schemas\/datatypes\/\$defs\/CodeableConcept"/);
+    // $defs of each bundled file are hoisted into components of their own (`<file>.<def>`), so linters see them used.
+    assert.ok(schemas.Observation && schemas['datatypes.CodeableConcept'] && schemas['Resource.meta'], Object.keys(schemas).join(', '));
+    assert.match(JSON.stringify(schemas.Observation), /"#\/components\/schemas\/datatypes\.CodeableConcept"/);
     assert.ok(!JSON.stringify(doc).includes('file://'), 'no local file URL leaks into the document');
     const search = doc.paths['/fhir/Observation'].get;
     const param = (name: string) => search.parameters.find((p: Doc) => p.name === name);
     assert.equal(param('patient').in, 'query');
     assert.equal(param('patient').required, true);
-    assert.match(param('patient').schema.$ref, /^#\/components\/schemas\/obs-search\.query\/\$defs\/id$/);
+    assert.match(param('patient').schema.$ref, /^#\/components\/schemas\/obs-search\.query\.id$/);
     assert.equal(param('_count').required, false);
     assert.equal(param('X-Ward').in, 'header');
     assert.equal(param('Accept'), undefined, 'OpenAPI ignores an Accept header parameter: not emitted');

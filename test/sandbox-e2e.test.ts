@@ -10,7 +10,7 @@ import { problem, startGateway, writeConfig, type TestGateway } from './helpers.
  * swapped for ephemeral ones so the test never collides with a running sandbox.
  */
 export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGateway }> {
-  const sb = await startSandbox({ ports: EPHEMERAL_PORTS });
+  const sb = await startSandbox({ ports: EPHEMERAL_PORTS, erpRequiresGatewayToken: true });
   const origin = (u: string) => new URL(u).origin;
   const yaml = readFileSync('routes.yaml', 'utf8')
     .replaceAll('http://127.0.0.1:9100', origin(sb.urls.idp))
@@ -21,6 +21,8 @@ export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGate
   // The config references schema files relative to itself: give the temp copy the repository's schemas.
   const file = writeConfig(yaml);
   symlinkSync(resolve('schemas'), join(dirname(file), 'schemas'));
+  // …and the sandbox key the gateway signs its ERP client assertions with (upstreams.erp.auth).
+  symlinkSync(resolve('gateway'), join(dirname(file), 'gateway'));
   const gw = await startGateway(yaml, { file });
   return { sb, gw };
 }

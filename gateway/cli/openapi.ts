@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { parse as parsePath, type Token } from 'path-to-regexp';
 import { PURPOSE_OF_USE_CODES } from '../lib/purpose-of-use.ts';
 import { SchemaBundle } from './openapi-bundle.ts';
+import { tidyComponents } from './openapi-tidy.ts';
 import { neededScopes, permissionFor, type SmartContext } from '../../policies/scopes/smart.ts';
 import { PROBLEM_BASE } from '../sdk/errors.ts';
 import type { GatewayConfig, IssuerConfig, RouteConfig } from '../sdk/types.ts';
@@ -73,10 +74,18 @@ function schemeName(issuer: IssuerConfig): string {
   return issuer.name.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-/** Bearer tokens of an issuer; OIDC discovery when its issuer is a URL (where OIDC says discovery lives). */
-function securityScheme(issuer: IssuerConfig): Schema {
+/**
+ * Bearer tokens of an issuer. With a known token endpoint (`tokenEndpoint`), an OAuth 2.0 client
+ * credentials flow listing every scope the routes ask for (so each security requirement names declared
+ * scopes); else OIDC discovery when its issuer is a URL (where OIDC says discovery lives).
+ */
+function securityScheme(issuer: IssuerConfig, scopes: ReadonlySet<string>): Schema {
   const audiences = issuer.audiences?.length ? ` for audience ${issuer.audiences.join(', ')}` : '';
-  const description = `Access tokens issued by ${issuer.issuer}${audiences}, sent as Authorization: Bearer.`;
+  const bound = issuer.senderConstraint === 'required' ? ' DPoP-bound (Authorization: DPoP plus a DPoP proof) or mTLS-bound tokens only.' : '';
+  const description = `Access tokens issued by ${issuer.issuer}${audiences}, sent as Authorization: Bearer.${bound}`;
+  if (issuer.tokenEndpoint) {
+    return { type: 'oauth2', description, flows: { clientCredentials: { tokenUrl: issuer.tokenEndpoint, scopes: Object.fromEntries([...scopes].sort().map((s) => [s, scopeDescription(s)])) } } };
+  }
   if (issuer.jwksUri && /^https?:\/\//.test(issuer.issuer)) {
     return { type: 'openIdConnect', openIdConnectUrl: `${issuer.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, description };
   }
@@ -97,6 +106,11 @@ function scopeAlternatives(route: RouteConfig, scopes: Record<string, any> | und
   return alternatives;
 }
 
+function scopeDescription(scope: string): string {
+  const smart = /^(patient|user|system)\/([A-Za-z*]+)\.([a-z*]+)$/.exec(scope);
+  return smart ? `SMART ${smart[1]}-level access to ${smart[2]} (${smart[3]})` : `Scope ${scope}`;
+}
+
 function parameter(name: string, where: 'path' | 'query' | 'header', schema: unknown, required: boolean, description?: string): Schema {
   return { name, in: where, required, ...(description ? { description } : {}), schema: schema ?? { type: 'string' } };
 }
@@ -109,7 +123,7 @@ function parametersFrom(schema: Schema | undefined, where: 'path' | 'query' | 'h
   const required = new Set((inlined.required ?? []) as string[]);
   return Object.entries(props)
     .filter(([name]) => where !== 'header' || !RESERVED_HEADERS.has(name.toLowerCase()))
-    .map(([name, s]) => parameter(name, where, s, where === 'path' || required.has(name)));
+    .map(([name, s]) => parameter(name, where, s, where === 'path' || required.has(name), (s as Schema)?.description as string | undefined ?? `${where === 'query' ? 'Query' : where === 'path' ? 'Path' : 'Header'} parameter ${name}`));
 }
 
 /** Headers that policies of the chain read (purpose of use, idempotency keys). */
@@ -149,6 +163,8 @@ export interface OpenApiOptions {
   serverUrl?: string;
   /** info.version; default: the config version (hash of the file). */
   version?: string;
+  contact?: { name?: string; email?: string; url?: string };
+  license?: { name: string; url?: string; identifier?: string };
 }
 
 /** routes.yaml (already loaded and checked) → OpenAPI 3.1 document. */
@@ -157,7 +173,8 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
   const bundle = new SchemaBundle();
   bundle.components.Problem = PROBLEM_SCHEMA;
   const issuers = new Map(config.identity.issuers.map((i) => [i.name, i]));
-  const usedSchemes = new Map<string, Schema>();
+  const usedIssuers = new Map<string, IssuerConfig>();
+  const scopesOf = new Map<string, Set<string>>();
   const paths: Record<string, Record<string, unknown>> = {};
   const layers = new Set<string>();
 
@@ -165,8 +182,13 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
     const policies = policiesOf(route);
     const validate = policies.get('validate');
     const jwtIssuers = ((policies.get('jwt')?.issuers ?? []) as string[]).flatMap((n) => (issuers.has(n) ? [issuers.get(n)!] : []));
-    for (const i of jwtIssuers) usedSchemes.set(schemeName(i), securityScheme(i));
     const alternatives = scopeAlternatives(route, policies.get('scopes'));
+    for (const i of jwtIssuers) {
+      usedIssuers.set(schemeName(i), i);
+      const set = scopesOf.get(schemeName(i)) ?? new Set<string>();
+      scopesOf.set(schemeName(i), set);
+      for (const a of alternatives) for (const sc of a) set.add(sc);
+    }
     const security = jwtIssuers.flatMap((i) => alternatives.map((scopes) => ({ [schemeName(i)]: scopes })));
     const body = validate?.body ? bundle.component(validate.body, base, `${route.id}.body`) : undefined;
     const pathSchemas = parametersFrom(validate?.params, 'path', bundle, base, `${route.id}.params`);
@@ -178,7 +200,7 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
     layers.add(route.layer);
 
     for (const [vi, variant] of expand(parsePath(route.match.path).tokens).entries()) {
-      const params = [...variant.params.map((p) => pathSchemas.find((s) => s.name === p) ?? parameter(p, 'path', undefined, true)), ...otherParams];
+      const params = [...variant.params.map((p) => pathSchemas.find((s) => s.name === p) ?? parameter(p, 'path', undefined, true, `Path parameter ${p}`)), ...otherParams];
       const item = (paths[variant.path] ??= {});
       for (const method of route.match.methods) {
         const responses: Record<string, unknown> = { [successStatus(route)]: { description: 'Success', content: { [mediaType(route)]: { schema: {} } } } };
@@ -187,7 +209,8 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
         item[method.toLowerCase()] = {
           operationId: route.id + suffix,
           tags: [route.layer],
-          ...(route.description ? { summary: route.description } : {}),
+          summary: route.description ?? summaryOf(route, method),
+          description: `${route.description ?? summaryOf(route, method)}. Route \`${route.id}\` (${route.layer} layer); policies: ${[...policies.keys()].join(', ') || 'none'}.`,
           'x-hcgw-route': route.id,
           'x-hcgw-layer': route.layer,
           ...(route.fhir ? { 'x-fhir': route.fhir } : {}),
@@ -204,18 +227,40 @@ export function buildOpenApi(config: GatewayConfig, file: string, opts: OpenApiO
 
   const statuses = new Set(Object.values(paths).flatMap((item) => Object.values(item).flatMap((op) => Object.keys((op as { responses: object }).responses))));
   const problemResponses = Object.fromEntries(
-    [...statuses].filter((s) => Number(s) >= 400).sort().map((s) => [`Problem${s}`, { description: `Problem (${s})`, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }]),
+    [...statuses].filter((s) => Number(s) >= 400).sort().map((s) => [`Problem${s}`, { description: `Problem (${s})`, ...(s === '429' || s === '503' ? { headers: THROTTLE_HEADERS } : {}), content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }]),
   );
-  return {
+  const usedSchemes = Object.fromEntries([...usedIssuers].map(([name, i]) => [name, securityScheme(i, scopesOf.get(name)!)]));
+  return tidyComponents({
     openapi: '3.1.0',
-    info: { title: opts.title ?? 'hcgw governed API', version: opts.version ?? 'unversioned', description: 'Generated by `hcgw openapi` from routes.yaml: the routes, their inputs and the answers of their policy chains.' },
-    ...(opts.serverUrl ? { servers: [{ url: opts.serverUrl }] } : {}),
+    info: {
+      title: opts.title ?? 'hcgw governed API',
+      version: opts.version ?? 'unversioned',
+      description: 'Generated by `hcgw openapi` from routes.yaml: the routes, their inputs and the answers of their policy chains.',
+      contact: opts.contact ?? { name: 'hcgw API operations', url: 'https://hcgw.dev/support', email: 'api-operations@hcgw.dev' },
+      license: opts.license ?? { name: 'Proprietary', url: 'https://hcgw.dev/license' },
+    },
+    servers: [opts.serverUrl ? { url: opts.serverUrl } : { url: '/', description: 'The gateway serving this document' }],
     tags: [...layers].sort().map((name) => ({ name, description: `${name} APIs` })),
     paths,
     components: {
       schemas: bundle.components,
       responses: problemResponses,
-      securitySchemes: Object.fromEntries(usedSchemes),
+      securitySchemes: usedSchemes,
     },
-  };
+  });
+}
+
+/** Rate limiting and lane queueing answers carry these (IETF RateLimit draft, RFC 9110 Retry-After). */
+const THROTTLE_HEADERS = {
+  'Retry-After': { description: 'Seconds until a retry may succeed', schema: { type: 'integer', minimum: 0 } },
+  RateLimit: { description: 'Remaining quota and reset time of the limit that applied (IETF RateLimit header fields)', schema: { type: 'string' } },
+  'RateLimit-Policy': { description: 'The limits that apply to this client', schema: { type: 'string' } },
+};
+
+const FHIR_SUMMARY: Record<string, string> = { read: 'Read', vread: 'Read a version of', search: 'Search', create: 'Create', update: 'Update', patch: 'Patch', delete: 'Delete', history: 'History of' };
+
+/** A summary for routes without `description`: from the FHIR interaction, else the method and path. */
+function summaryOf(route: RouteConfig, method: string): string {
+  if (route.fhir) return `${FHIR_SUMMARY[route.fhir.interaction]} ${route.fhir.resourceType}`;
+  return `${method} ${route.match.path}`;
 }

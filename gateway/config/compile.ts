@@ -2,6 +2,8 @@ import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'winston';
 import { createAjv } from '../lib/ajv.ts';
+import { deepFreeze } from '../lib/freeze.ts';
+import { checkFhirSection } from '../fhir/index.ts';
 import { buildChain } from '../pipeline/chain.ts';
 import { createIdentityRegistry } from '../identity/registry.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -14,6 +16,7 @@ import type { Store } from '../store/index.ts';
 import { createTarget, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
 import { upstreamClient } from '../upstream/client.ts';
+import { createPublicLinks, type PublicLinks } from '../http/public-links.ts';
 import type { CompiledRoute, GatewayConfig, Policy, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
 import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath, type ConfigIssue } from './errors.ts';
 import type { LoadedConfig } from './load.ts';
@@ -36,6 +39,8 @@ export interface CompiledGateway {
   readonly compiledAt: Date;
   /** Things that still work but should change (deprecated keys), each with its path and the fix. */
   readonly warnings: readonly ConfigIssue[];
+  /** Upstream URL → public URL rewriting over this config's routes (gateway/http/public-links.ts). */
+  readonly links: PublicLinks;
   /** Releases agents and policy resources; called after the last in-flight request of a retired router. */
   close(): Promise<void>;
 }
@@ -44,13 +49,6 @@ const ajv = createAjv({ useDefaults: true });
 const targetValidators = new WeakMap<object, ValidateFunction>();
 const RESERVED_PATHS = /^\/(healthz|readyz|metrics|admin)(\/|$)/;
 
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
 
 /**
  * A renamed key is moved to its new name before validation, so a routes.yaml written for the old name keeps
@@ -104,7 +102,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
     throw new ConfigError(file, [...issues, { path: 'plugins', message: err.message }]);
   });
-  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger });
+  const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger }, issues);
   const identity = await createIdentityRegistry(config.identity.issuers);
   const handlers: PolicyHandler[] = [];
   const shared = createSharedResources();
@@ -114,6 +112,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   /** Policies see the sections they ask for by name, never the whole config with other parts' secrets. */
   const section = <T,>(name: string) => (name === 'routes' || name === 'identity' || name === 'upstreams' || name === 'server' || name === 'store' ? undefined : (config[name] as T | undefined));
 
+  issues.push(...checkFhirSection(config));
   config.identity.issuers.forEach((iss, i) => {
     if (iss.algorithms?.some((a) => a.startsWith('HS')) && !iss.secret) issues.push({ path: `identity.issuers[${i}].algorithms`, message: 'HS* algorithms need a `secret` for this issuer' });
     if (!iss.jwksUri && !iss.keys?.length && !iss.secret && !iss.introspection) issues.push({ path: `identity.issuers[${i}]`, message: 'needs jwksUri, keys, secret or introspection' });
@@ -140,6 +139,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const ids = new Set<string>();
   const seenMatch = new Map<string, string>();
   const routes: CompiledRoute[] = [];
+  const links = createPublicLinks(routes, upstreams, config.server ?? {});
   for (const [ri, rc] of routeConfigs.entries()) {
     const base = `routes[${ri}]`;
     const policyEntries = Array.isArray(rc?.policies) ? rc.policies : [];
@@ -189,7 +189,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     }
     const chain = buildChain(entries);
     try {
-      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config });
+      const target = createTarget(rc, { upstreams, chain, logger: deps.logger, metrics: deps.metrics, config, links, audit, configDir, store: deps.store });
       routes.push(Object.freeze({ ...info, chain, target, policyNames: entries.map((e) => e.name) }));
     } catch (err) {
       const found = err instanceof PolicyConfigErrors ? err.issues : [{ path: err instanceof PolicyConfigError ? err.path : '', message: describeError(err) }];
@@ -198,7 +198,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   }
 
   const close = async () => {
-    await Promise.allSettled(handlers.map((h) => h.close?.()));
+    await Promise.allSettled([...handlers.map((h) => h.close?.()), ...routes.map((r) => r.target.close?.())]);
     if (!deps.audit) await audit.close();
     closeUpstreams(upstreams);
   };
@@ -216,6 +216,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
     hash: loaded.hash,
     compiledAt: new Date(),
     warnings: Object.freeze(warnings),
+    links,
     close,
   });
 }

@@ -46,10 +46,10 @@ function forbiddenKeys(value: unknown, path: string, out: ConfigIssue[]): void {
 export function parseConfig(text: string, file: string): { config: GatewayConfig; issues: ConfigIssue[] } {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '', message: e.message.split('\n')[0] })),
-    );
+    // The first syntax error only: the parser's later ones are mostly echoes of it.
+    const e = doc.errors[0];
+    const message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(file, [{ path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '', message: `YAML syntax error: ${message}` }]);
   }
   const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const issues: ConfigIssue[] = [];

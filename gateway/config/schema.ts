@@ -6,6 +6,13 @@
 import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+import { legacySectionSchema } from '../legacy/schema.ts';
+import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
+import { serverTlsSchema } from '../http/tls.ts';
+import { senderConstraintProperties } from '../identity/sender-constraint.ts';
+import { fhirSectionSchema } from '../fhir/schema.ts';
+import { issuerDiscoveryProperties } from '../identity/discovery.ts';
+import { edgeServerProperties } from '../http/edge-schema.ts';
 
 const upstream = {
   type: 'object',
@@ -52,6 +59,7 @@ const upstream = {
         openMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 5000, description: 'Time open before one half-open probe request is let through' },
       },
     },
+    auth: upstreamAuthSchema,
   },
 };
 
@@ -65,7 +73,7 @@ const issuer = {
     jwksUri: { type: 'string', format: 'uri', pattern: '^https?://', description: 'Remote JWKS (cached per Cache-Control within [jwksCooldownMs, jwksCacheMaxAgeMs]; refetched on unknown kid at most once per cooldown)' },
     keys: { type: 'array', items: { type: ['object', 'string'] }, description: 'Static public keys: JWK objects or PEM public keys/certificates (air-gapped setups)' },
     secret: { type: 'string', minLength: 32, 'x-secret': true, description: 'Shared secret; required for HS* algorithms, used for nothing else' },
-    audiences: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Accepted `aud` values (required when JWTs of this issuer are verified)' },
+    audiences: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Accepted `aud` values (required: a route cannot trust an issuer without them, introspection-only ones included)' },
     algorithms: {
       type: 'array',
       minItems: 1,
@@ -93,6 +101,8 @@ const issuer = {
         timeoutMs: { type: 'integer', minimum: 1, maximum: 60000, default: 2000, description: 'Introspection call timeout' },
       },
     },
+    ...senderConstraintProperties,
+    ...issuerDiscoveryProperties,
   },
 };
 
@@ -161,6 +171,8 @@ export const configSchema = {
         headersTimeoutMs: { type: 'integer', minimum: 1000, default: 10000 },
         keepAliveTimeoutMs: { type: 'integer', minimum: 1000, default: 5000 },
         logLevel: { enum: ['error', 'warn', 'info', 'debug'], default: 'info' },
+        tls: serverTlsSchema,
+        ...edgeServerProperties,
         admin: {
           type: 'object',
           additionalProperties: false,
@@ -203,6 +215,8 @@ export const configSchema = {
     plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
     audit: auditSectionSchema,
     minimization: minimizationSchema,
+    legacy: legacySectionSchema,
+    fhir: fhirSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },
     routes: { type: 'array', items: route },
   },

@@ -1,4 +1,8 @@
 import type { AuditConfig } from '../audit/schema.ts';
+import type { UpstreamAuthConfig } from '../upstream/auth/schema.ts';
+import type { ServerTlsConfig } from '../http/tls.ts';
+import type { SenderConstraintConfig } from '../identity/sender-constraint.ts';
+import type { IssuerDiscoveryConfig } from '../identity/discovery.ts';
 
 /** The shapes of routes.yaml (mirrors gateway/config/schema.ts). */
 export type Layer = 'system' | 'process' | 'experience';
@@ -17,9 +21,10 @@ export interface UpstreamConfig {
   honorsIdempotencyKey?: boolean;
   tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
   circuitBreaker?: { failures: number; windowMs: number; openMs: number };
+  auth?: UpstreamAuthConfig;
 }
 
-export interface IssuerConfig {
+export interface IssuerConfig extends SenderConstraintConfig, IssuerDiscoveryConfig {
   name: string;
   issuer: string;
   jwksUri?: string;
@@ -61,7 +66,10 @@ export interface ServerConfig {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   logLevel: string;
+  publicBaseUrl?: string;
+  allowedHosts?: string[];
   admin?: { port: number; host: string; token?: string };
+  tls?: ServerTlsConfig;
 }
 
 export type RouteTargetConfig =

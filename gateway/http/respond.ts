@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { runResponsePhase } from '../pipeline/chain.ts';
 import type { Exchange, ResponseBody } from '../sdk/types.ts';
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]*\+)?json\b/i;
@@ -15,16 +14,13 @@ const REPRESENTATION_HEADERS = ['content-length', 'content-encoding', 'transfer-
 const HOP_BY_HOP = ['connection', 'keep-alive'];
 
 /**
- * Sends a JSON response after the route's response phase. When a policy changed the body, the
- * validators follow: Content-Length is recomputed and an upstream ETag becomes a weak ETag of the bytes
- * actually sent, so caches never pair the minimised body with the full one's validator.
- * `project` (experience routes) reshapes the body after the response phase, so that consent and
- * minimization always judge the source resources, never a projection of them.
+ * Writes a buffered JSON response whose response phase has already run (gateway/pipeline/dispatch.ts).
+ * When the body changed, the validators follow: Content-Length is recomputed and an upstream ETag becomes
+ * a weak ETag of the bytes actually sent, so caches never pair the minimised body with the full one's
+ * validator. A HEAD gets exactly the headers the GET would (Content-Length of the filtered body), no body.
  */
-export async function sendBufferedJson(ex: Exchange, response: ResponseBody, original?: Buffer, project?: (body: unknown) => unknown): Promise<void> {
-  if (ex.route.chain.response.length) await runResponsePhase(ex.route.chain, ex, response);
-  if (project) response.body = project(response.body);
-  const out = Buffer.from(JSON.stringify(response.body));
+export function writeBufferedJson(ex: Exchange, response: ResponseBody, original?: Buffer): void {
+  const out = Buffer.from(JSON.stringify(response.body) ?? 'null');
   const headers: OutgoingHttpHeaders = { ...response.headers };
   for (const h of [...REPRESENTATION_HEADERS, ...HOP_BY_HOP]) delete headers[h];
   if (headers.etag && !(original && original.equals(out))) {

@@ -1,15 +1,18 @@
 import http from 'node:http';
+import https from 'node:https';
+import { dirname, resolve } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import express, { type Request, type Response } from 'express';
 import getRawBody from 'raw-body';
 import type { Logger } from 'winston';
-import { runLogPhase, runRequestPhase } from '../pipeline/chain.ts';
+import { runLogPhase } from '../pipeline/chain.ts';
+import { runExchange } from '../pipeline/dispatch.ts';
 import { compileConfig, type CompiledGateway } from '../config/compile.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
-import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, UriTooLong, toGatewayError } from '../sdk/errors.ts';
+import { BadRequest, GatewayError, MethodNotAllowed, PayloadTooLarge, RouteNotFound, toGatewayError } from '../sdk/errors.ts';
 import { jsonDeeperThan, MAX_JSON_DEPTH } from '../lib/json-depth.ts';
 import { createExchange, requestIdOf, traceparentOf } from '../pipeline/exchange.ts';
 import { createLogger } from '../ops/logger.ts';
@@ -19,8 +22,11 @@ import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { holdResponse } from './hold-response.ts';
 import { securityHeaders } from './security-headers.ts';
+import { serverTlsOptions } from './tls.ts';
+import { createFhirSurface, type FhirSurface } from '../fhir/index.ts';
 import { reloadConfig } from '../ops/reload.ts';
-import { isJsonType, sendBufferedJson } from './respond.ts';
+import { isJsonType } from './respond.ts';
+import { edgeRefusal, refuseMethodOverride } from './request-guards.ts';
 import { createStore, type Store } from '../store/index.ts';
 import type { CompiledRoute, Exchange, GatewayConfig } from '../sdk/types.ts';
 
@@ -41,30 +47,6 @@ export function parseSize(s: string): number {
   const m = /^(\d+)(b|kb|mb)$/.exec(s);
   return m ? Number(m[1]) * UNITS[m[2]] : 1024 * 1024;
 }
-
-/**
- * Headers that must have one meaning: node keeps only the first of duplicates, but a backend or an
- * intermediary may keep the last, so two Authorization or Host headers are refused rather than guessed.
- */
-const SINGLETON_HEADERS = new Set(['authorization', 'host', 'content-type', 'content-length', 'x-request-id', 'traceparent', 'x-purpose-of-use', 'idempotency-key']);
-function ambiguousHeaders(req: http.IncomingMessage): boolean {
-  // One pass over the raw list (name, value, name, value …) without building headersDistinct's object.
-  const raw = req.rawHeaders;
-  let seen: string[] | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (!SINGLETON_HEADERS.has(name)) continue;
-    if (seen?.includes(name)) return true;
-    (seen ??= []).push(name);
-  }
-  return false;
-}
-
-/**
- * Longest request target answered normally (414 above). Longer URLs are more often attacks or mistakes
- * than searches, and many backends cut at 8 KiB; a request head over 16 KiB is refused by the parser (431).
- */
-const MAX_URL_LENGTH = 8 * 1024;
 
 /** Settings bound to the sockets and clients made at start: a reload cannot change them. */
 function restartOnlyChanges(a: GatewayConfig, b: GatewayConfig): string[] {
@@ -100,6 +82,8 @@ export class Gateway {
   private server?: http.Server;
   private adminServer?: http.Server;
   private bodyLimit = 1024 * 1024;
+  /** `server.allowedHosts`, lower-cased; undefined answers every Host. */
+  private allowedHosts?: ReadonlySet<string>;
   private readonly app = express();
   private closing = false;
   private inflightTotal = 0;
@@ -111,7 +95,7 @@ export class Gateway {
   private constructor(private readonly opts: GatewayOptions, logger: Logger) {
     this.logger = logger;
     this.file = opts.file;
-    this.metrics = createMetrics({ defaultMetrics: false });
+    this.metrics = createMetrics({ defaultMetrics: true });
     this.audit = createAuditRegistry({ logger, metrics: this.metrics });
   }
 
@@ -126,9 +110,17 @@ export class Gateway {
       await gw.store.close();
       throw err;
     }
-    gw.bodyLimit = parseSize(loaded.config.server.bodyLimit);
+    gw.applyServerSettings(loaded.config);
     gw.buildApp();
     return gw;
+  }
+
+  /** The server settings a reload applies at once. */
+  private applyServerSettings(config: GatewayConfig): void {
+    this.bodyLimit = parseSize(config.server.bodyLimit);
+    const hosts = config.server.allowedHosts;
+    this.allowedHosts = hosts?.length ? new Set(hosts.map((h) => h.toLowerCase())) : undefined;
+    this.app.set('trust proxy', config.server.trustProxy);
   }
 
   private deps() {
@@ -162,33 +154,47 @@ export class Gateway {
     const cfg = this.compiled.config.server;
     app.disable('x-powered-by');
     app.disable('etag');
-    app.set('trust proxy', cfg.trustProxy);
     // While draining, a reused keep-alive connection could carry a request that the final cut would lose.
     app.use((_req, res, next) => {
       if (this.closing) res.setHeader('Connection', 'close');
       next();
     });
     app.use(securityHeaders());
+    // Host and header checks come before anything answers: health endpoints apply the routes' rules too.
+    app.use((req, res, next) => {
+      const refusal = edgeRefusal(req, this.allowedHosts);
+      if (!refusal) return next();
+      const id = requestIdOf(req);
+      res.setHeader('X-Request-Id', id);
+      writeProblem(res, refusal, id);
+    });
     mountHealth(app, this.ops(), { metrics: !cfg.admin });
     app.use((req, res) => void this.dispatch(req, res));
   }
 
-  /** The request path: match → read body → request phase → target → (log phase on close). */
+  /** The request path: match → read body → pipeline (request phase, target, response phase) → (log phase on close). */
   private async dispatch(req: Request, res: Response): Promise<void> {
     const id = requestIdOf(req);
     res.setHeader('X-Request-Id', id);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (url.length > MAX_URL_LENGTH) return writeProblem(res, new UriTooLong({ reason: 'uri-too-long' }), id);
-    if (ambiguousHeaders(req)) return writeProblem(res, new BadRequest({ detail: 'Duplicate or conflicting request headers', reason: 'duplicate-header' }), id);
-    // node's own answer to a missing Host would be a bare 400 without a problem body (requireHostHeader is off).
-    if (req.headers.host === undefined && req.httpVersion === '1.1') return writeProblem(res, new BadRequest({ detail: 'The Host header is required', reason: 'missing-host' }), id);
     const gen = this.current;
+    const fhir = this.fhirSurface(gen.compiled);
+    // Under a FHIR base, FHIR clients get their errors as OperationOutcome resources.
+    const fail = (err: GatewayError) => fhir.writeError(req, res, path, err, id);
+    if (fhir.enabled) {
+      try {
+        fhir.checkFormat(req, path);
+      } catch (err) {
+        return fail(toGatewayError(err));
+      }
+      if (fhir.serve(req, res, path)) return;
+    }
     const m = gen.compiled.router.match(req.method, path);
-    if (m === 'bad-path') return writeProblem(res, new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }), id);
-    if (m.kind === 'none') return writeProblem(res, new RouteNotFound(), id);
-    if (m.kind === 'method-not-allowed') return writeProblem(res, new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }), id);
+    if (m === 'bad-path') return fail(new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }));
+    if (m.kind === 'none') return fail(new RouteNotFound());
+    if (m.kind === 'method-not-allowed') return fail(new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }));
 
     const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
     gen.inflight++;
@@ -200,17 +206,15 @@ export class Gateway {
     try {
       route.target.prepare?.(ex);
       await this.readBody(ex);
-      if (route.chain.request.length) await runRequestPhase(route.chain, ex);
-      for (const [k, v] of Object.entries(ex.responseHeaders)) res.setHeader(k, v);
-      if (ex.replay) await sendBufferedJson(ex, ex.replay);
-      else await route.target.handle(ex);
+      refuseMethodOverride(ex);
+      await runExchange(ex, gen.compiled.links);
     } catch (err) {
       const ge = toGatewayError(err);
       ex.error = ge;
       if (ge.status >= 500 && !(err instanceof GatewayError)) this.logger.error('internal error', { requestId: id, traceparent: ex.traceparent, route: route.id, error: err });
       if (ex.deniedBy) this.metrics.denials.inc({ policy: ex.deniedBy, reason: ge.reason ?? ge.code });
       for (const [k, v] of Object.entries(ex.responseHeaders)) if (!res.headersSent) res.setHeader(k, v);
-      writeProblem(res, ge, id);
+      fail(ge);
     }
   }
 
@@ -236,13 +240,21 @@ export class Gateway {
     if (!isJsonType(req.headers['content-type'])) return;
     // Checked on every JSON body, parsed here or not: it protects the upstream's parser as much as ours.
     if (jsonDeeperThan(ex.body)) throw new BadRequest({ detail: `JSON body nested deeper than ${MAX_JSON_DEPTH} levels`, reason: 'json-too-deep' });
-    if (ex.route.chain.needsRequestBody && ex.body.length) {
+    // Parsed on every route, whether a policy reads it or not: a malformed body never reaches an upstream.
+    if (ex.body.length) {
       try {
         ex.json = JSON.parse(ex.body.toString('utf8'));
       } catch {
         throw new BadRequest({ detail: 'Malformed JSON body', reason: 'bad-json' });
       }
     }
+  }
+
+  private readonly fhirByConfig = new WeakMap<CompiledGateway, FhirSurface>();
+  private fhirSurface(compiled: CompiledGateway): FhirSurface {
+    let f = this.fhirByConfig.get(compiled);
+    if (!f) this.fhirByConfig.set(compiled, (f = createFhirSurface(compiled.config, compiled.compiledAt)));
+    return f;
   }
 
   /** prom-client label children per route, resolved once: label hashing per request is measurable. */
@@ -292,7 +304,8 @@ export class Gateway {
 
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
-    const server = http.createServer({ requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) }, this.app);
+    const options = { requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) };
+    const server: http.Server = cfg.tls ? https.createServer({ ...options, ...serverTlsOptions(cfg.tls, dirname(resolve(this.file))) }, this.app) : http.createServer(options, this.app);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
@@ -357,8 +370,7 @@ export class Gateway {
     }
     const old = this.current;
     this.current = { compiled: next, inflight: 0, retired: false };
-    this.bodyLimit = parseSize(next.config.server.bodyLimit);
-    this.app.set('trust proxy', next.config.server.trustProxy);
+    this.applyServerSettings(next.config);
     old.retired = true;
     if (old.inflight === 0) await old.compiled.close();
     this.metrics.configReloads.inc({ result: 'applied' });

@@ -1,10 +1,14 @@
 import { isPlainObject } from './json-path.ts';
+import { patientsReferenced, type ReferenceResolver } from './fhir-reference.ts';
+import { FHIR_R4_RESOURCE_TYPES } from './fhir-types.ts';
 import type { Exchange } from '../sdk/types.ts';
 
 /**
- * Walking FHIR response bodies for the policies that filter them (minimize, consent): a single resource,
- * a Bundle whose entries are filtered one by one, or a composition whose named parts are resources or
- * Bundles. Nothing here mutates its input.
+ * Walking FHIR response bodies for the policies that filter them (minimize, consent, patient-compartment).
+ * Rule: whatever the walk cannot classify is removed, never passed on — entries without a resource, values
+ * that are not objects, unknown `resourceType`s, OperationOutcomes that name a patient. Composite bodies
+ * are walked to any depth: Bundle entries, `Parameters.parameter[].resource` (and `part`), `contained`.
+ * Nothing here mutates its input.
  */
 export type FhirResource = { resourceType: string; id?: string; [key: string]: unknown };
 
@@ -16,87 +20,141 @@ export function isBundle(v: unknown): v is FhirResource & { entry?: unknown[]; t
   return isResource(v) && v.resourceType === 'Bundle';
 }
 
-const refOf = (v: unknown): string | undefined => (isPlainObject(v) && typeof v.reference === 'string' ? v.reference : undefined);
-
-/** Whose record a resource is part of: the patient id (no `Patient/` prefix), or undefined. */
-export function patientOf(r: FhirResource): string | undefined {
-  if (r.resourceType === 'Patient') return typeof r.id === 'string' ? r.id : undefined;
-  const ref = refOf(r.subject) ?? refOf(r.patient) ?? refOf(r.beneficiary);
-  const m = ref ? /^(?:.*\/)?Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
-  return m ? m[1] : undefined;
+/** A resource a filter can judge: an object whose `resourceType` is a FHIR R4 type. */
+export function isClassifiable(v: unknown): v is FhirResource {
+  return isResource(v) && FHIR_R4_RESOURCE_TYPES.has(v.resourceType);
 }
 
-/** `p2`, `Patient/p2` → `p2`; anything else → undefined. */
-export function patientIdFrom(value: string | null | undefined): string | undefined {
-  const m = value ? /^(?:Patient\/)?([A-Za-z0-9\-.]{1,64})$/.exec(value) : null;
-  return m ? m[1] : undefined;
+const PATIENT_MENTION = /(^|[^A-Za-z])Patient\/[A-Za-z0-9\-.]/;
+const mentionsPatient = (v: unknown): boolean =>
+  typeof v === 'string' ? PATIENT_MENTION.test(v) : Array.isArray(v) ? v.some(mentionsPatient) : isPlainObject(v) && Object.values(v).some(mentionsPatient);
+
+/** An OperationOutcome may travel in a Bundle only when it says nothing about any patient. */
+function outcomeNamesPatient(r: FhirResource, resolve: ReferenceResolver): boolean {
+  const refs = patientsReferenced(r, resolve);
+  return refs.ids.size > 0 || refs.unresolvable || mentionsPatient(r);
 }
 
-/** Every resource in a body: the body itself, Bundle entries, or the resources among a composition's parts. */
-export function resourcesIn(body: unknown): FhirResource[] {
-  const out: FhirResource[] = [];
-  const visit = (v: unknown) => {
-    if (isBundle(v)) for (const e of v.entry ?? []) isPlainObject(e) && isResource(e.resource) && out.push(e.resource);
-    else if (isResource(v)) out.push(v);
-  };
-  if (isResource(body)) visit(body);
-  else if (isPlainObject(body)) Object.values(body).forEach(visit);
-  return out;
-}
-
-export interface MappedBody {
-  /** The new body; undefined when the body was a single resource and `fn` removed it. */
-  body: unknown;
-  /** Resources removed (Bundle entries or composition parts). */
-  removed: number;
+export interface Visit {
+  /** The resource sitting in `contained` of this one (as received), if it is contained. */
+  parent?: FhirResource;
+  /** Resolves `urn:uuid:` and other fullUrl references against the enclosing Bundles. */
+  resolve: ReferenceResolver;
 }
 
 /**
- * A Bundle with `fn` applied to each entry's resource; entries it drops disappear. `total` stays true:
- * recomputed when the Bundle held every match, dropped (FHIR allows that) when it was one page of many,
- * because the number of hidden matches on other pages cannot be known and must not be guessed.
+ * Decides one resource after everything inside it (entries, parameters, contained) has been judged:
+ * returns it (possibly changed) or undefined to remove it.
  */
-export function mapBundle(bundle: FhirResource & { entry?: unknown[]; total?: number }, fn: (r: FhirResource) => FhirResource | undefined): MappedBody {
-  const entries = Array.isArray(bundle.entry) ? bundle.entry : [];
-  let removed = 0;
-  const kept: unknown[] = [];
-  for (const e of entries) {
-    if (!isPlainObject(e) || !isResource(e.resource)) {
-      kept.push(e);
-      continue;
-    }
-    const r = fn(e.resource);
-    if (r === undefined) removed++;
-    else kept.push({ ...e, resource: r });
-  }
-  const out: Record<string, unknown> = { ...bundle };
-  if (bundle.entry !== undefined) out.entry = kept;
-  if (removed && typeof bundle.total === 'number') {
-    if (bundle.total === entries.length) out.total = kept.length;
-    else delete out.total;
-  }
-  return { body: out, removed };
+export type Judge = (r: FhirResource, at: Visit) => FhirResource | undefined;
+
+export interface MappedBody {
+  /** The new body; undefined when the body itself was removed. */
+  body: unknown;
+  /** Resources removed, at any depth. */
+  removed: number;
 }
 
-/** `fn` over every resource of a body (see resourcesIn), keeping the body's shape. */
-export function mapResources(body: unknown, fn: (r: FhirResource) => FhirResource | undefined): MappedBody {
-  const one = (v: unknown): MappedBody => {
-    if (isBundle(v)) return mapBundle(v, fn);
-    if (isResource(v)) {
-      const r = fn(v);
-      return { body: r, removed: r === undefined ? 1 : 0 };
-    }
-    return { body: v, removed: 0 };
-  };
-  if (isResource(body) || !isPlainObject(body)) return one(body);
-  let removed = 0;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) {
-    const m = one(v);
-    removed += m.removed;
-    if (m.body !== undefined) out[k] = m.body;
+function bundleResolver(bundle: Record<string, unknown>, outer: ReferenceResolver): ReferenceResolver {
+  const byUrl = new Map<string, unknown>();
+  for (const e of Array.isArray(bundle.entry) ? bundle.entry : []) {
+    if (isPlainObject(e) && typeof e.fullUrl === 'string') byUrl.set(e.fullUrl, e.resource);
   }
-  return { body: out, removed };
+  return (ref) => (byUrl.has(ref) ? byUrl.get(ref) : outer(ref));
+}
+
+class Walker {
+  removed = 0;
+  constructor(private readonly judge: Judge) {}
+
+  resource(v: unknown, parent: FhirResource | undefined, resolve: ReferenceResolver): FhirResource | undefined {
+    const out = this.inner(v, parent, resolve);
+    if (out === undefined) this.removed++;
+    return out;
+  }
+
+  private inner(v: unknown, parent: FhirResource | undefined, outer: ReferenceResolver): FhirResource | undefined {
+    if (!isClassifiable(v)) return undefined;
+    const resolve = v.resourceType === 'Bundle' ? bundleResolver(v, outer) : outer;
+    const r: FhirResource = { ...v };
+    if (r.contained !== undefined) {
+      // A contained list that is not a list cannot be judged piece by piece: the parent goes.
+      if (!Array.isArray(r.contained)) return undefined;
+      r.contained = r.contained.map((c) => this.resource(c, v, resolve)).filter((c) => c !== undefined);
+    }
+    if (r.resourceType === 'Bundle' && r.entry !== undefined) {
+      if (!Array.isArray(r.entry)) return undefined;
+      const entries = r.entry;
+      const kept = entries.flatMap((e) => {
+        const res = isPlainObject(e) ? this.resource(e.resource, undefined, resolve) : this.resource(undefined, undefined, resolve);
+        return res === undefined ? [] : [{ ...(e as Record<string, unknown>), resource: res }];
+      });
+      r.entry = kept;
+      // `total` stays true: recomputed when the Bundle held every match, dropped (FHIR allows that) when it
+      // was one page of many, because the number of hidden matches on other pages must not be guessed.
+      if (kept.length !== entries.length && typeof r.total === 'number') {
+        if (r.total === entries.length) r.total = kept.length;
+        else delete r.total;
+      }
+    }
+    if (r.resourceType === 'Parameters' && r.parameter !== undefined) {
+      const params = this.parameters(r.parameter, resolve);
+      if (params === undefined) return undefined;
+      r.parameter = params;
+    }
+    if (r.resourceType === 'OperationOutcome' && outcomeNamesPatient(r, resolve)) return undefined;
+    return this.judge(r, { parent, resolve });
+  }
+
+  /** Parameters (and their parts) keep only the ones whose resource survives. */
+  private parameters(list: unknown, resolve: ReferenceResolver): unknown[] | undefined {
+    if (!Array.isArray(list)) return undefined;
+    const out: unknown[] = [];
+    for (const p of list) {
+      if (!isPlainObject(p)) {
+        this.removed++;
+        continue;
+      }
+      const q: Record<string, unknown> = { ...p };
+      if (q.resource !== undefined) {
+        const res = this.resource(q.resource, undefined, resolve);
+        if (res === undefined) continue;
+        q.resource = res;
+      }
+      if (q.part !== undefined) {
+        const parts = this.parameters(q.part, resolve);
+        if (parts === undefined) continue;
+        q.part = parts;
+      }
+      out.push(q);
+    }
+    return out;
+  }
+}
+
+/**
+ * `judge` over every resource of a body, innermost first. A body is a single resource (removed → body
+ * undefined) or a composition: an object of named parts, at least one of them FHIR, where parts that
+ * claim to be FHIR (have a `resourceType`) are walked and other parts (non-FHIR documents such as a
+ * billing balance) are left to their own policies. Any other object is an unclassifiable resource.
+ */
+export function filterResources(body: unknown, judge: Judge): MappedBody {
+  const w = new Walker(judge);
+  const none: ReferenceResolver = () => undefined;
+  const isPart = (v: unknown) => isPlainObject(v) && Object.hasOwn(v, 'resourceType');
+  if (isPlainObject(body) && !Object.hasOwn(body, 'resourceType') && Object.values(body).some(isPart)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(body)) {
+      if (!isPart(v)) out[k] = v;
+      else {
+        const r = w.resource(v, undefined, none);
+        if (r !== undefined) out[k] = r;
+      }
+    }
+    return { body: out, removed: w.removed };
+  }
+  if (!isPlainObject(body)) return { body, removed: 0 };
+  return { body: w.resource(body, undefined, none), removed: w.removed };
 }
 
 const JSON_FORMATS = new Set(['json', 'application/json', 'application/fhir+json']);

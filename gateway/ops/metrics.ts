@@ -8,7 +8,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  */
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'hcgw_' });
+  // Standard names (process_*, nodejs_*), so stock Node.js dashboards and alerts work unchanged.
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
   const m = {
     registry,
     requests: new Counter({

@@ -78,12 +78,24 @@ export async function startEhr(opts: ListenOpts = {}): Promise<UpstreamServer> {
     const countParam = ctx.query.get('_count');
     const count = countParam === null ? matches.length : Number(countParam);
     if (!Number.isInteger(count) || count < 0) throw new HttpError(400, '_count must be a non-negative integer');
-    const qs = ctx.query.toString();
+    const offsetParam = ctx.query.get('_offset');
+    const offset = offsetParam === null ? 0 : Number(offsetParam);
+    if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, '_offset must be a non-negative integer');
+    // Paging as FHIR servers do it: absolute self/next/previous links under the server's own base URL.
+    const pageUrl = (at: number) => {
+      const q = new URLSearchParams(ctx.query);
+      if (at === 0) q.delete('_offset');
+      else q.set('_offset', String(at));
+      const qs = q.toString();
+      return `${ctx.baseUrl}/${ctx.params.type}${qs ? `?${qs}` : ''}`;
+    };
+    const link = [{ relation: 'self', url: pageUrl(offset) }];
+    if (count > 0 && offset + count < matches.length) link.push({ relation: 'next', url: pageUrl(offset + count) });
+    if (count > 0 && offset > 0) link.push({ relation: 'previous', url: pageUrl(Math.max(0, offset - count)) });
     return reply(200, {
       resourceType: 'Bundle', id: crypto.randomUUID(), meta: { lastUpdated: new Date().toISOString() },
-      type: 'searchset', total: matches.length,
-      link: [{ relation: 'self', url: `${ctx.baseUrl}/${ctx.params.type}${qs ? `?${qs}` : ''}` }],
-      entry: matches.slice(0, count).map((resource) => ({ fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
+      type: 'searchset', total: matches.length, link,
+      entry: matches.slice(offset, offset + count).map((resource) => ({ fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
     });
   };
 

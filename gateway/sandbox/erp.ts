@@ -1,8 +1,27 @@
 /** Demo ERP: supply items, inventory, purchase orders, cost centers and cost postings (plain JSON). */
 import { erpSeed } from './data.ts';
-import { counter, filterBy, HttpError, list, money, need, refId, reply, requireFields, startUpstream, type ListenOpts, type UpstreamServer } from './http.ts';
+import { counter, filterBy, HttpError, list, money, need, refId, reply, requireFields, startUpstream, type ListenOpts, type Route, type UpstreamServer } from './http.ts';
 
-export async function startErp(opts: ListenOpts = {}): Promise<UpstreamServer> {
+export interface ErpOptions extends ListenOpts {
+  /**
+   * When set, every ERP call needs `Authorization: Bearer <token>` that this check accepts (the sandbox
+   * passes one that wants a token the dev IdP issued to the gateway itself, audience hcgw-erp).
+   */
+  verifyToken?: (token: string) => Promise<boolean>;
+}
+
+/** Wraps each handler so it first checks the caller's Bearer token (RFC 6750 errors). */
+function requireToken(routes: Route[], verify: (token: string) => Promise<boolean>): Route[] {
+  const refuse = (error?: string) => new HttpError(401, 'A valid access token issued to the gateway is required', error ?? 'unauthorized', {}, { 'www-authenticate': `Bearer realm="sandbox-erp"${error ? `, error="${error}"` : ''}` });
+  return routes.map(([method, pattern, handler]) => [method, pattern, async (ctx) => {
+    const token = /^Bearer +(\S+)$/i.exec(ctx.headers.authorization ?? '')?.[1];
+    if (!token) throw refuse();
+    if (!(await verify(token))) throw refuse('invalid_token');
+    return handler(ctx);
+  }]);
+}
+
+export async function startErp(opts: ErpOptions = {}): Promise<UpstreamServer> {
   let db = erpSeed();
   const poIds = counter('po-', 5002);
   const postingIds = counter('pst-');
@@ -16,9 +35,7 @@ export async function startErp(opts: ListenOpts = {}): Promise<UpstreamServer> {
     return org ? db.costCenters.find((c) => c.organization === org) : undefined;
   };
 
-  return startUpstream({
-    name: 'erp', reset,
-    routes: [
+  const routes: Route[] = [
       ['GET', '/items', (ctx) => list(filterBy(db.items, ctx.query, { category: 'category', sku: 'sku' }))],
       ['GET', '/items/:id', (ctx) => reply(200, item(ctx.params.id))],
       ['GET', '/inventory', () => list(db.inventory)],
@@ -75,6 +92,6 @@ export async function startErp(opts: ListenOpts = {}): Promise<UpstreamServer> {
         db.postings.push(posting);
         return reply(201, posting, { location: `${ctx.baseUrl}/postings/${posting.id}` });
       }],
-    ],
-  }, opts);
+  ];
+  return startUpstream({ name: 'erp', reset, routes: opts.verifyToken ? requireToken(routes, opts.verifyToken) : routes }, opts);
 }

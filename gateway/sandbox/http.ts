@@ -98,7 +98,7 @@ const defaultErrorBody = (e: HttpError) => ({ error: e.code, message: e.message,
 function compile(routes: Route[]) {
   return routes.map(([method, pattern, handler]) => {
     const names: string[] = [];
-    const source = pattern.replace(/[.]/g, '\\.').replace(/:(\w+)/g, (_, n: string) => (names.push(n), '([^/]+)'));
+    const source = pattern.replace(/[.$]/g, '\\$&').replace(/:(\w+)/g, (_, n: string) => (names.push(n), '([^/]+)'));
     return { method, re: new RegExp(`^${source}/?$`), names, handler };
   });
 }

@@ -2,14 +2,24 @@
  * Dev identity provider: RS256 keys with rotation, a JWKS, OAuth client_credentials for a fixed table of
  * dev clients, and a `/dev/token` minting endpoint for the CLI. Never for production: secrets are public.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { createPublicKey, randomUUID, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { calculateJwkThumbprint, EmbeddedJWK, exportJWK, exportSPKI, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { HttpError, reply, startUpstream, type Ctx, type ListenOpts, type UpstreamServer } from './http.ts';
 
 export const DEFAULT_AUDIENCE = 'hcgw-sandbox';
+/** Audience of the tokens the sandbox ERP accepts (issued to the gateway only). */
+export const ERP_AUDIENCE = 'hcgw-erp';
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 export interface DevClient {
-  secret: string;
+  /** Client secret (client_secret_basic / _post); absent for private_key_jwt clients. */
+  secret?: string;
+  /** RFC 7523 private_key_jwt: PEM file (private or public) whose public key verifies the client's assertions. */
+  keyFile?: string;
+  /** `aud` of this client's tokens (default: hcgw-sandbox). */
+  audience?: string;
   /** Allowed scopes; `*` in a scope matches one resource type, so `user/*.rs` allows `user/Observation.rs`. */
   scopes: string[];
   /** Launch context put in every token of this client (a patient-facing app is bound to its patient). */
@@ -22,6 +32,8 @@ export const DEV_CLIENTS: Record<string, DevClient> = {
   'portal-app': { secret: 'portal-app-secret', scopes: ['patient/*.read', 'patient/*.rs', 'billing.read'], patient: 'p1', fhirUser: 'Patient/p1' },
   'clinician-app': { secret: 'clinician-app-secret', scopes: ['user/*.read', 'user/*.rs'], fhirUser: 'Practitioner/pr-1' },
   'erp-batch': { secret: 'erp-batch-secret', scopes: ['erp.read', 'erp.write'] },
+  // The gateway itself, calling the ERP with its own token (routes.yaml upstreams.erp.auth): private_key_jwt.
+  'hcgw-gateway': { keyFile: fileURLToPath(new URL('./keys/hcgw-gateway.dev.pem', import.meta.url)), scopes: ['erp.read', 'erp.write'], audience: ERP_AUDIENCE },
 };
 
 export interface MintOptions {
@@ -71,9 +83,44 @@ function safeEqual(a: string, b: string) {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+const invalidClient = () => new HttpError(401, 'Client authentication failed', 'invalid_client', {}, { 'www-authenticate': 'Basic realm="hcgw-sandbox-idp"' });
+
+/**
+ * RFC 7523 §2.2 client assertion: signed by the client's registered key, iss = sub = client id, aud =
+ * the token endpoint (or the issuer), unexpired, and its jti used once.
+ */
+async function assertionAuth(form: URLSearchParams, audiences: string[], seenJti: Set<string>): Promise<{ id: string; client: DevClient }> {
+  const assertion = form.get('client_assertion') ?? '';
+  let id: string | undefined;
+  try {
+    id = JSON.parse(Buffer.from(assertion.split('.')[1] ?? '', 'base64url').toString('utf8')).sub;
+  } catch { throw invalidClient(); }
+  const client = typeof id === 'string' && Object.hasOwn(DEV_CLIENTS, id) ? DEV_CLIENTS[id] : undefined;
+  if (!id || !client?.keyFile || (form.get('client_id') ?? id) !== id) throw invalidClient();
+  try {
+    const key = createPublicKey(readFileSync(client.keyFile));
+    const { payload } = await jwtVerify(assertion, key, { issuer: id, subject: id, audience: audiences, requiredClaims: ['exp', 'jti'], maxTokenAge: '5m' });
+    if (seenJti.has(payload.jti!)) throw new Error('replayed assertion');
+    seenJti.add(payload.jti!);
+  } catch { throw invalidClient(); }
+  return { id, client };
+}
+
+/** RFC 9449 §4.3 at the token endpoint: a proof for POST <token endpoint>, fresh; the token gets its key's thumbprint. */
+async function dpopBinding(ctx: Ctx, tokenEndpoint: string): Promise<string | undefined> {
+  const proof = ctx.headers.dpop;
+  if (proof === undefined) return undefined;
+  const invalid = () => new HttpError(400, 'Invalid DPoP proof', 'invalid_dpop_proof');
+  try {
+    const { payload, protectedHeader } = await jwtVerify(String(proof), EmbeddedJWK, { typ: 'dpop+jwt', maxTokenAge: '60s' });
+    if (payload.htm !== 'POST' || payload.htu !== tokenEndpoint || typeof payload.jti !== 'string') throw invalid();
+    return await calculateJwkThumbprint(protectedHeader.jwk!, 'sha256');
+  } catch { throw invalid(); }
+}
+
 /** RFC 6749 §2.3.1: HTTP Basic (form-urlencoded id/secret) or client_id/client_secret in the body. */
 function clientAuth(ctx: Ctx, form: URLSearchParams): { id: string; client: DevClient } {
-  const invalid = () => new HttpError(401, 'Client authentication failed', 'invalid_client', {}, { 'www-authenticate': 'Basic realm="hcgw-sandbox-idp"' });
+  const invalid = invalidClient;
   let id = form.get('client_id'), secret = form.get('client_secret');
   const basic = /^Basic\s+(.+)$/i.exec(ctx.headers.authorization ?? '');
   if (basic) {
@@ -86,7 +133,7 @@ function clientAuth(ctx: Ctx, form: URLSearchParams): { id: string; client: DevC
     } catch { throw invalid(); }
   }
   const client = id ? Object.hasOwn(DEV_CLIENTS, id) ? DEV_CLIENTS[id] : undefined : undefined;
-  if (!id || !client || !secret || !safeEqual(secret, client.secret)) throw invalid();
+  if (!id || !client?.secret || !secret || !safeEqual(secret, client.secret)) throw invalid();
   return { id, client };
 }
 
@@ -94,9 +141,11 @@ export async function startIdp(opts: ListenOpts = {}): Promise<DevIdp> {
   let keys: SigningKey[] = [await newKey()];
   const current = () => keys[keys.length - 1];
 
-  const tokenResponse = async (o: MintOptions) => {
-    const c = idp.claims(o);
-    return reply(200, { access_token: await idp.mint(o), token_type: 'Bearer', expires_in: (c.exp as number) - (c.iat as number), scope: c.scope },
+  const seenJti = new Set<string>();
+  const tokenResponse = async (o: MintOptions, jkt?: string) => {
+    const bound = jkt ? { ...o, claims: { ...o.claims, cnf: { jkt } } } : o;
+    const c = idp.claims(bound);
+    return reply(200, { access_token: await idp.signWith(c), token_type: jkt ? 'DPoP' : 'Bearer', expires_in: (c.exp as number) - (c.iat as number), scope: c.scope },
       { 'cache-control': 'no-store', pragma: 'no-cache' });
   };
 
@@ -107,18 +156,22 @@ export async function startIdp(opts: ListenOpts = {}): Promise<DevIdp> {
       ['GET', '/.well-known/jwks.json', () => reply(200, idp.jwks(), { 'cache-control': 'public, max-age=300' })],
       ['GET', '/.well-known/openid-configuration', () => reply(200, {
         issuer: idp.issuer, jwks_uri: idp.jwksUri, token_endpoint: idp.tokenEndpoint,
-        grant_types_supported: ['client_credentials'], token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+        grant_types_supported: ['client_credentials'], token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+        token_endpoint_auth_signing_alg_values_supported: ['ES256', 'RS256'], dpop_signing_alg_values_supported: ['ES256', 'RS256', 'PS256', 'EdDSA'],
         id_token_signing_alg_values_supported: ['RS256'], response_types_supported: ['token'],
         scopes_supported: [...new Set(Object.values(DEV_CLIENTS).flatMap((c) => c.scopes))],
       })],
       ['POST', '/token', async (ctx) => {
         const form = new URLSearchParams(ctx.text);
-        const { id, client } = clientAuth(ctx, form);
+        const { id, client } = form.get('client_assertion_type') === ASSERTION_TYPE
+          ? await assertionAuth(form, [idp.tokenEndpoint, idp.issuer], seenJti)
+          : clientAuth(ctx, form);
         if (form.get('grant_type') !== 'client_credentials') throw new HttpError(400, 'Only client_credentials is supported', 'unsupported_grant_type');
+        const jkt = await dpopBinding(ctx, idp.tokenEndpoint);
         const requested = scopeList(form.get('scope') ?? undefined);
         const granted = requested.length ? requested.filter((s) => allows(client.scopes, s)) : client.scopes;
         if (!granted.length) throw new HttpError(400, 'None of the requested scopes is allowed for this client', 'invalid_scope');
-        return tokenResponse({ clientId: id, subject: id, scopes: granted, patient: client.patient, fhirUser: client.fhirUser });
+        return tokenResponse({ clientId: id, subject: id, scopes: granted, patient: client.patient, fhirUser: client.fhirUser, audience: client.audience }, jkt);
       }],
       ['POST', '/dev/token', async (ctx) => {
         const b = ctx.text.trim() ? ctx.json<MintOptions>() : {};

@@ -7,12 +7,13 @@ import { startBilling } from './billing.ts';
 import { startEhr } from './ehr.ts';
 import { startErp } from './erp.ts';
 import { LOOPBACK, type UpstreamServer } from './http.ts';
-import { startIdp, type DevIdp } from './idp.ts';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { ERP_AUDIENCE, startIdp, type DevIdp } from './idp.ts';
 
 export { startBilling } from './billing.ts';
 export { startEhr, FHIR_JSON } from './ehr.ts';
 export { startErp } from './erp.ts';
-export { startIdp, DEV_CLIENTS, DEFAULT_AUDIENCE, type DevIdp, type DevClient, type MintOptions } from './idp.ts';
+export { startIdp, DEV_CLIENTS, DEFAULT_AUDIENCE, ERP_AUDIENCE, type DevIdp, type DevClient, type MintOptions } from './idp.ts';
 export type { Fault, Stats, UpstreamServer } from './http.ts';
 
 export interface SandboxPorts { idp?: number; ehr?: number; billing?: number; erp?: number }
@@ -30,12 +31,35 @@ export interface Sandbox {
   reset(): void;
 }
 
-export async function startSandbox(opts: { host?: string; ports?: SandboxPorts } = {}): Promise<Sandbox> {
+export interface SandboxOptions {
+  host?: string;
+  ports?: SandboxPorts;
+  /**
+   * The ERP accepts only a token the dev IdP issued to the gateway (client hcgw-gateway, audience
+   * hcgw-erp), as a real cloud ERP would: `npm start` turns this on (routes.yaml gives the ERP upstream
+   * its client credentials). Off by default so tests can call the ERP directly.
+   */
+  erpRequiresGatewayToken?: boolean;
+}
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const host = opts.host ?? LOOPBACK;
   const port = (k: keyof SandboxPorts) => opts.ports?.[k] ?? DEFAULT_PORTS[k];
+  const idpStarted = startIdp({ host, port: port('idp') });
+  const verifyToken = opts.erpRequiresGatewayToken
+    ? async (token: string) => {
+        const idp = await idpStarted;
+        try {
+          const { payload } = await jwtVerify(token, createLocalJWKSet(idp.jwks()), { issuer: idp.issuer, audience: ERP_AUDIENCE, algorithms: ['RS256'] });
+          return payload.client_id === 'hcgw-gateway';
+        } catch {
+          return false;
+        }
+      }
+    : undefined;
   const results = await Promise.allSettled([
-    startIdp({ host, port: port('idp') }), startEhr({ host, port: port('ehr') }),
-    startBilling({ host, port: port('billing') }), startErp({ host, port: port('erp') }),
+    idpStarted, startEhr({ host, port: port('ehr') }),
+    startBilling({ host, port: port('billing') }), startErp({ host, port: port('erp'), verifyToken }),
   ]);
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -55,7 +79,7 @@ export async function startSandbox(opts: { host?: string; ports?: SandboxPorts }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const sb = await startSandbox();
+  const sb = await startSandbox({ erpRequiresGatewayToken: true });
   console.log(JSON.stringify({ sandbox: sb.urls, note: 'synthetic data only' }, null, 2));
   const stop = () => void sb.close().then(() => process.exit(0));
   process.once('SIGINT', stop).once('SIGTERM', stop);

@@ -117,6 +117,15 @@ export class MethodNotAllowed extends GatewayError {
   }
 }
 
+/** The client accepts no representation the gateway can govern (e.g. FHIR XML). */
+export class NotAcceptable extends GatewayError {
+  static readonly code = 'not-acceptable';
+  constructor(opts: GatewayErrorOptions = {}) {
+    super('not-acceptable', 406, 'Not acceptable', opts);
+    this.name = 'NotAcceptable';
+  }
+}
+
 export class Conflict extends GatewayError {
   static readonly code = 'conflict';
   constructor(opts: GatewayErrorOptions = {}) {

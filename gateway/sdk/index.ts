@@ -33,4 +33,5 @@ export { StoreUnavailable } from './services.ts';
 export { principalFrom, type IdentityRegistry, type TrustedIssuer } from './services.ts';
 export { IntrospectionUnavailable, type IntrospectionDeps } from './services.ts';
 export { createRecordBuilder } from './services.ts';
+export { clientCertificate } from './services.ts';
 export type { Metrics } from './services.ts';

@@ -9,3 +9,4 @@ export { principalFrom, type IdentityRegistry, type TrustedIssuer } from '../ide
 export { IntrospectionUnavailable, type IntrospectionDeps } from '../identity/introspection.ts';
 export { createRecordBuilder } from '../audit/record.ts';
 export type { Metrics } from '../ops/metrics.ts';
+export { clientCertificate } from '../http/tls.ts';

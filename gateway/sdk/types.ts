@@ -230,8 +230,27 @@ export interface RouteTarget {
   readonly kind: string;
   /** Fills `exchange.upstreamPath` before the request phase, so policies can see and rewrite it. */
   prepare?(ex: Exchange): void;
-  /** Writes the response, or rejects with a GatewayError while nothing was sent. */
-  handle(ex: Exchange): Promise<void>;
+  /**
+   * Fetches the answer: a buffered body for the pipeline's response phase, or `'streamed'` when the target
+   * already piped it (routes without response-body policies). Rejects with a GatewayError while nothing was
+   * sent. A target never runs policies: the pipeline runs the response phase once (gateway/pipeline/dispatch.ts).
+   */
+  handle(ex: Exchange): Promise<TargetResult>;
+  /** Releases what the target holds (audit leases, timers) when its compiled config is retired. */
+  close?(): Promise<void>;
+}
+
+/** What a target hands back to the pipeline. */
+export type TargetResult = 'streamed' | BufferedResult;
+
+export interface BufferedResult {
+  response: ResponseBody;
+  /** The upstream's bytes, when the body came from one: an unchanged body keeps the upstream's ETag. */
+  original?: Buffer;
+  /** Experience routes: reshapes the body after the response phase (policies judge the source resources). */
+  project?: (body: unknown) => unknown;
+  /** The upstream URL that answered, for resolving relative `Location` / `Content-Location` headers. */
+  upstreamUrl?: string;
 }
 
 export interface CompiledRoute extends RouteInfo {

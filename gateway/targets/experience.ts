@@ -2,9 +2,9 @@ import { PolicyConfigError } from '../config/errors.ts';
 import { BadGateway, BadRequest, ResourceNotFound, UnsupportedMediaType } from '../sdk/errors.ts';
 import { isPlainObject } from '../lib/json-path.ts';
 import { compileProjection, type ProjectionFields } from '../lib/projection.ts';
-import { isJsonType, sendBufferedJson } from '../http/respond.ts';
+import { isJsonType } from '../http/respond.ts';
 import type { Exchange, ResponseBody, RouteConfig } from '../sdk/types.ts';
-import { callUpstream } from '../upstream/client.ts';
+import { callUpstream, stepHeaders } from '../upstream/client.ts';
 import { createComposeSource, processTargetSchema } from './process.ts';
 import { compileUpstreamPath, systemTargetSchema, type Target, type TargetContext } from './system.ts';
 
@@ -42,7 +42,7 @@ function upstreamSource(route: RouteConfig, target: { upstream: string; path: st
   const fetch: Source = async (ex) => {
     const body = jsonBody(ex);
     const started = performance.now();
-    const res = await callUpstream(upstream, { method: ex.method === 'HEAD' ? 'GET' : ex.method, path: ex.upstreamPath, query: ex.query, headers: ex.upstreamHeaders, body }, ex, ctx.metrics);
+    const res = await callUpstream(upstream, { method: ex.method === 'HEAD' ? 'GET' : ex.method, path: ex.upstreamPath, query: ex.query, headers: stepHeaders(ex, upstream), body }, ex, ctx.metrics);
     ex.upstream.status = res.status;
     ex.upstream.latencyMs = performance.now() - started;
     return res;
@@ -80,7 +80,7 @@ export function createExperienceTarget(route: RouteConfig, ctx: TargetContext): 
       const res = await source(ex);
       checkSource(res);
       const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-      await sendBufferedJson(ex, { status: res.status, headers, body: res.body }, undefined, project);
+      return { response: { status: res.status, headers, body: res.body }, project };
     },
   };
 }

@@ -1,8 +1,9 @@
 import { PolicyConfigError } from '../config/errors.ts';
-import type { GatewayConfig, Layer, RouteConfig } from '../sdk/types.ts';
+import type { Layer, RouteConfig } from '../sdk/types.ts';
 import { createSystemTarget, systemTargetSchema, type Target, type TargetContext } from './system.ts';
 import { createExperienceTarget, experienceTargetSchema } from './experience.ts';
 import { createProcessTarget, processTargetSchema } from './process.ts';
+import { adapterTargetSchema, createAdapterTarget, isAdapterTarget, type AdapterContext } from '../legacy/adapter.ts';
 
 export type { Target, TargetContext } from './system.ts';
 
@@ -12,7 +13,8 @@ export function targetSchemaFor(layer: Layer): Record<string, unknown> {
     case 'system':
       return systemTargetSchema;
     case 'process':
-      return processTargetSchema;
+      // A legacy adapter (X12, PAS) or a composition.
+      return { type: 'object', if: { type: 'object', properties: { adapter: {} }, required: ['adapter'] }, then: adapterTargetSchema, else: processTargetSchema };
     case 'experience':
       return experienceTargetSchema;
     default:
@@ -20,13 +22,13 @@ export function targetSchemaFor(layer: Layer): Record<string, unknown> {
   }
 }
 
-export function createTarget(route: RouteConfig, ctx: TargetContext & { config: GatewayConfig }): Target {
+export function createTarget(route: RouteConfig, ctx: TargetContext & AdapterContext): Target {
   if (route.project !== undefined && route.layer !== 'experience') throw new PolicyConfigError('`project:` belongs to experience routes only');
   switch (route.layer) {
     case 'system':
       return createSystemTarget(route, route.target as { upstream: string; path: string }, ctx);
     case 'process':
-      return createProcessTarget(route, ctx);
+      return isAdapterTarget(route.target) ? createAdapterTarget(route, ctx) : createProcessTarget(route, ctx);
     case 'experience':
       return createExperienceTarget(route, ctx);
     default:

@@ -11,8 +11,8 @@ import {
   toGatewayError,
 } from '../sdk/errors.ts';
 import { ABORTED } from '../upstream/resilience.ts';
-import { isJsonType, sendBufferedJson } from '../http/respond.ts';
-import { callUpstream } from '../upstream/client.ts';
+import { isJsonType } from '../http/respond.ts';
+import { callUpstream, stepHeaders } from '../upstream/client.ts';
 import type { Exchange, Principal, ResponseBody, RouteConfig } from '../sdk/types.ts';
 import { compilePlan, type Plan, type ProcessTargetConfig, type Step } from './compose-plan.ts';
 import type { Target, TargetContext } from './system.ts';
@@ -39,7 +39,7 @@ function principalScope(p: Principal | undefined): Record<string, string | undef
 }
 
 /** The request body as JSON, parsed here when no policy needed it parsed already. */
-function requestJson(ex: Exchange): unknown {
+export function requestJson(ex: Exchange): unknown {
   if (ex.json !== undefined || !ex.body?.length) return ex.json;
   if (!isJsonType(ex.req.headers['content-type'])) throw new UnsupportedMediaType({ detail: 'This API expects a JSON body' });
   try {
@@ -79,9 +79,7 @@ async function runStep(step: Step, scope: TemplateScope, ex: Exchange, signal: A
     if (!values.length && !render.optional) return { ok: false, reason: MISSING_REASON[missingValueKind(render)] };
     for (const v of values) query.append(k, v);
   }
-  const headers: Record<string, string> = { ...ex.upstreamHeaders };
-  const auth = ex.req.headers.authorization;
-  if (step.upstream.config.forwardAuthorization && auth) headers.authorization = auth;
+  const headers = stepHeaders(ex, step.upstream);
   try {
     const res = await callUpstream(
       step.upstream,
@@ -178,8 +176,6 @@ export function createProcessTarget(route: RouteConfig, ctx: TargetContext): Tar
   const source = createComposeSource(route, ctx);
   return {
     kind: 'process',
-    async handle(ex) {
-      await sendBufferedJson(ex, await source(ex));
-    },
+    handle: async (ex) => ({ response: await source(ex) }),
   };
 }

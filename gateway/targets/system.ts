@@ -4,6 +4,7 @@ import { PolicyConfigError } from '../config/errors.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { proxyFor } from '../upstream/proxy.ts';
 import type { Upstream } from '../upstream/upstreams.ts';
+import type { PublicLinks } from '../http/public-links.ts';
 import type { CompiledChain, RouteConfig, RouteTarget } from '../sdk/types.ts';
 
 export type Target = RouteTarget;
@@ -13,6 +14,7 @@ export interface TargetContext {
   chain: CompiledChain;
   logger: Logger;
   metrics: Metrics;
+  links: PublicLinks;
 }
 
 export const systemTargetSchema = {
@@ -47,7 +49,7 @@ export function createSystemTarget(route: RouteConfig, target: { upstream: strin
   const upstream = ctx.upstreams.get(target.upstream);
   if (!upstream) throw new PolicyConfigError(`unknown upstream "${target.upstream}"`, 'upstream');
   const toPath = compileUpstreamPath(route, target.path);
-  const proxy = proxyFor({ upstream, buffer: ctx.chain.needsResponseBody, logger: ctx.logger, metrics: ctx.metrics });
+  const proxy = proxyFor({ upstream, buffer: ctx.chain.needsResponseBody, links: ctx.links, logger: ctx.logger, metrics: ctx.metrics });
   return {
     kind: 'proxy',
     prepare(ex) {

@@ -6,6 +6,8 @@ import { ABORTED, callResilient } from './resilience.ts';
 import { isJsonType } from '../http/respond.ts';
 import type { Exchange, ResponseBody, UpstreamCall, UpstreamClient } from '../sdk/types.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
+import type { Credentials } from './auth/index.ts';
+import { forwardingHeaders } from './forwarding.ts';
 
 export type { UpstreamCall } from '../sdk/types.ts';
 
@@ -16,20 +18,27 @@ const MAX_BODY = 16 * 1024 * 1024;
  * look-ups): same keep-alive agent, timeout, retry budget and circuit breaker as the proxy, request id and
  * traceparent always sent, JSON in and out. Fails with a GatewayError (502/503/504), never hangs.
  */
-export function callUpstream(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics): Promise<ResponseBody> {
+export async function callUpstream(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics): Promise<ResponseBody> {
   const keyed = Object.keys(call.headers ?? {}).some((h) => h.toLowerCase() === 'idempotency-key');
   const retries = upstream.resilience.retriesFor(call.method.toUpperCase(), keyed);
-  return callResilient(upstream.resilience, { retries, retryOn5xx: true, signal: call.signal }, () => sendOnce(upstream, call, ex, metrics));
+  const run = (credentials?: Credentials) =>
+    callResilient(upstream.resilience, { retries, retryOn5xx: true, signal: call.signal }, () => sendOnce(upstream, call, ex, metrics, credentials));
+  if (!upstream.auth) return run();
+  const credentials = await upstream.auth.credentials(ex);
+  const res = await run(credentials);
+  // One retry with fresh credentials when the upstream refused the gateway's token (revoked, rotated).
+  return res.status === 401 && credentials.rejected() ? run(await upstream.auth.credentials(ex)) : res;
 }
 
-function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics): Promise<ResponseBody> {
+function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefined, metrics?: Metrics, credentials?: Credentials): Promise<ResponseBody> {
   const qs = call.query?.size ? `?${call.query.toString()}` : '';
   const url = new URL(upstream.base + call.path + qs);
   const payload = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
-  const headers: Record<string, string> = { accept: 'application/json, application/fhir+json', 'accept-encoding': 'identity', ...call.headers };
+  const headers: Record<string, string> = { accept: 'application/json, application/fhir+json', 'accept-encoding': 'identity', ...call.headers, ...credentials?.headers };
   if (ex) {
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
+    Object.assign(headers, forwardingHeaders(ex));
   }
   if (payload) {
     headers['content-type'] ??= 'application/json';
@@ -89,6 +98,17 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
     req.on('error', broken);
     req.end(payload);
   });
+}
+
+/**
+ * Headers of a call the gateway makes for a request (process steps, experience sources): the policies'
+ * upstream headers, and the client's Authorization only to an upstream configured with forwardAuthorization.
+ */
+export function stepHeaders(ex: Exchange, upstream: Upstream): Record<string, string> {
+  const headers: Record<string, string> = { ...ex.upstreamHeaders };
+  const auth = ex.req.headers.authorization;
+  if (upstream.config.forwardAuthorization === true && auth) headers.authorization = auth;
+  return headers;
 }
 
 /** The narrow client a policy gets for one upstream (PolicyContext.upstream). */

@@ -5,9 +5,12 @@ import type { Logger } from 'winston';
 import { BadGateway, GatewayError, GatewayTimeout } from '../sdk/errors.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { ABORTED, callResilient, isAborted } from './resilience.ts';
-import { isJsonType, sendBufferedJson } from '../http/respond.ts';
+import { isJsonType } from '../http/respond.ts';
+import type { PublicLinks } from '../http/public-links.ts';
+import { replaceForwarding } from './forwarding.ts';
 import { failureKind, type Upstream } from './upstreams.ts';
-import type { Exchange } from '../sdk/types.ts';
+import type { Exchange, TargetResult } from '../sdk/types.ts';
+import type { Credentials } from './auth/index.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers: meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -19,8 +22,12 @@ interface InFlight {
   ex: Exchange;
   /** The upstream's response headers arrived: the attempt can no longer be retried. */
   answered(status: number): void;
-  /** The response is finished (or the client left). */
-  resolve(): void;
+  /** The upstream refused the gateway's credentials (401) and fresh ones may differ: nothing was sent to the client. */
+  refused(): void;
+  /** The gateway's credentials sent on this attempt, when a 401 to them may still be retried. */
+  retryableCredentials?: Credentials;
+  /** The response is buffered for the pipeline, or finished (streamed, or the client left). */
+  resolve(result?: TargetResult): void;
   reject(err: GatewayError): void;
   sentAt: number;
   timedOut: boolean;
@@ -32,6 +39,13 @@ function bodiless(ex: Exchange): boolean {
   return !ex.body?.length && ex.req.headers['content-length'] === undefined && ex.req.headers['transfer-encoding'] === undefined;
 }
 
+/**
+ * Asked of a route whose policies judge the body, these would let the upstream answer without one (304,
+ * 206, 412) and so without the response phase: a HEAD or `If-None-Match` on another patient's record must
+ * not answer differently from the GET that the policies refuse.
+ */
+const CONDITIONAL = ['if-none-match', 'if-modified-since', 'if-range', 'range'];
+
 function connectionListed(headers: IncomingMessage['headers']): string[] {
   const c = headers.connection;
   return typeof c === 'string' ? c.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : [];
@@ -41,18 +55,21 @@ export interface ProxyTargetOptions {
   upstream: Upstream;
   /** Path template of the route's target, compiled by the caller into `exchange.upstreamPath`. */
   buffer: boolean;
+  /** Headers of streamed responses are rewritten here (buffered ones by the pipeline). */
+  links: PublicLinks;
   logger: Logger;
   metrics: Metrics;
 }
 
 /**
- * A system target: one http-proxy-middleware instance per route, built at config load. Streaming routes
- * pipe bytes through untouched; routes whose chain needs the response body buffer JSON responses and
- * run the response phase. Each request resolves when the response is done, or rejects with a
+ * A system target: one http-proxy-middleware instance per upstream and mode, built at config load. JSON
+ * responses are buffered and handed to the pipeline (URL rewriting; the response phase on routes whose
+ * chain needs the body); other bodies are piped, and refused (502) on routes whose policies must see them.
+ * Each request resolves when the body is buffered or the piped response is done, or rejects with a
  * GatewayError (502/504) while nothing was sent yet, so the server's one error writer answers.
  */
 export function createProxyTarget(opts: ProxyTargetOptions) {
-  const { upstream, buffer, logger, metrics } = opts;
+  const { upstream, buffer, links, logger, metrics } = opts;
   const inflight = new WeakMap<IncomingMessage, InFlight>();
   const forwardAuth = upstream.config.forwardAuthorization === true;
 
@@ -62,17 +79,25 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
    * signals `proxyReq` only once a pooled socket is free, too late to edit a request that had to wait
    * for one (maxSockets). A fresh one per attempt also lets a retry start from the client's headers.
    */
-  function outgoing(ex: Exchange): IncomingMessage {
+  function outgoing(ex: Exchange, credentials?: Credentials): IncomingMessage {
     const req = ex.req;
-    const headers: IncomingHttpHeaders = bodiless(ex) ? req.headers : { ...req.headers };
+    // A HEAD on a buffered route is asked as a GET, so the response phase judges the body it describes.
+    const method = buffer && ex.method === 'HEAD' ? 'GET' : ex.method;
+    const headers: IncomingHttpHeaders = bodiless(ex) && method === req.method ? req.headers : { ...req.headers };
     for (const h of connectionListed(req.headers)) delete headers[h];
     for (const h of HOP_BY_HOP) delete headers[h];
     if (!forwardAuth) delete headers.authorization;
-    // Buffered routes re-serialise JSON; ask for identity so the body can be parsed without inflating it.
-    if (buffer) headers['accept-encoding'] = 'identity';
+    // A DPoP proof is bound to this gateway's URL and the caller's key: meaningless (and replayable) further on.
+    delete headers.dpop;
+    if (buffer) for (const h of CONDITIONAL) delete headers[h];
+    replaceForwarding(headers, ex);
+    // Every JSON body is re-serialised (URL rewriting, and on buffer routes the policies): ask for identity so
+    // it can be parsed without inflating it, and so no compressed body slips past either.
+    headers['accept-encoding'] = 'identity';
     headers['x-request-id'] = ex.id;
     headers.traceparent = ex.traceparent;
     for (const k in ex.upstreamHeaders) headers[k.toLowerCase()] = ex.upstreamHeaders[k];
+    if (credentials) Object.assign(headers, credentials.headers);
     const url = ex.upstreamPath + ex.upstreamQueryString();
     if (headers === req.headers) {
       // No body to replay: the client's own (fully read) request serves as the source, edited in place, so
@@ -83,7 +108,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     }
     if (ex.body) headers['content-length'] = String(ex.body.length);
     return Object.assign(Readable.from(ex.body?.length ? [ex.body] : []), {
-      method: ex.method,
+      method,
       url,
       headers,
       httpVersion: req.httpVersion,
@@ -109,6 +134,11 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     const state = inflight.get(req);
     if (!state) return;
     const { ex } = state;
+    if (proxyRes.statusCode === 401 && state.retryableCredentials?.rejected()) {
+      proxyRes.resume();
+      state.refused();
+      return;
+    }
     const latency = performance.now() - state.sentAt;
     state.answered(proxyRes.statusCode ?? 502);
     ex.upstream.status = proxyRes.statusCode;
@@ -123,9 +153,15 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     const close = !res.shouldKeepAlive || /close/i.test(String(res.getHeader('connection') ?? ''));
     if (close) proxyRes.headers.connection = 'close';
     else delete proxyRes.headers.connection;
+    const upstreamUrl = upstream.base + ex.upstreamPath;
     let size = 0;
+    // (A HEAD is asked upstream as GET on buffer routes: that answer has the body the policies judge.)
+    const hasBody = !((ex.method === 'HEAD' && !buffer) || proxyRes.statusCode === 204 || proxyRes.statusCode === 304 || proxyRes.headers['content-length'] === '0');
+    // JSON is buffered on every route: the pipeline rewrites upstream URLs in it (and runs the response
+    // phase where policies need the body). Anything else is piped, on routes whose policies need no body.
+    const piped = !hasBody || !isJsonType(proxyRes.headers['content-type']) || proxyRes.headers['content-encoding'] !== undefined;
     // An upstream that breaks off mid-body (reset, crash) must not leave a truncated body looking whole: a
-    // buffered route answers 502; a streamed one cuts the client connection, as the upstream cut ours.
+    // buffered body answers 502; a piped one cuts the client connection, as the upstream cut ours.
     proxyRes.on('error', () => undefined);
     proxyRes.once('close', () => {
       if (proxyRes.complete || size > MAX_BUFFERED_RESPONSE || res.destroyed) return;
@@ -134,26 +170,22 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       metrics.upstreamErrors.inc({ upstream: upstream.name, kind });
       // Rejected before the cut below, so the breaker counts an upstream failure, not a client that left.
       state.reject(state.timedOut ? new GatewayTimeout({ reason: kind }) : new BadGateway({ reason: kind }));
-      if (!buffer) res.destroy();
+      if (piped) res.destroy();
     });
-    if (!buffer) {
-      ex.status = proxyRes.statusCode;
-      return; // http-proxy pipes it; the response's 'close' resolves the exchange
-    }
-    if (!isJsonType(proxyRes.headers['content-type']) || proxyRes.headers['content-encoding']) {
+    if (piped) {
       // The route's policies (minimization, consent, compartment) must see the body to release it. A body
       // they cannot inspect (XML via _format, compressed despite identity) fails closed; only bodiless
       // answers (204, 304, HEAD, empty) pass.
-      const bodiless = ex.method === 'HEAD' || proxyRes.statusCode === 204 || proxyRes.statusCode === 304 || proxyRes.headers['content-length'] === '0';
-      if (!bodiless) {
+      if (buffer && hasBody) {
         proxyRes.resume();
         state.reject(new BadGateway({ detail: 'Upstream response cannot be inspected by the route policies', reason: 'uninspectable-body' }));
         return;
       }
       ex.status = proxyRes.statusCode;
+      links.rewriteHeaders(proxyRes.headers, ex.route, ex.req, upstreamUrl);
       res.writeHead(proxyRes.statusCode ?? 502, proxyRes.headers);
       proxyRes.pipe(res);
-      return;
+      return; // the response's 'close' resolves the exchange as streamed
     }
     const chunks: Buffer[] = [];
     proxyRes.on('data', (c: Buffer) => {
@@ -173,10 +205,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         state.reject(new BadGateway({ detail: 'Upstream sent malformed JSON', reason: 'bad-json' }));
         return;
       }
-      sendBufferedJson(ex, { status: proxyRes.statusCode ?? 502, headers: { ...proxyRes.headers }, body }, raw).then(
-        () => state.resolve(),
-        (err: unknown) => state.reject(err instanceof GatewayError ? err : new BadGateway({ cause: err })),
-      );
+      state.resolve({ response: { status: proxyRes.statusCode ?? 502, headers: { ...proxyRes.headers }, body }, original: raw, upstreamUrl });
     });
   };
 
@@ -193,9 +222,11 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   const middleware = createProxyMiddleware({
     target: upstream.base,
     changeOrigin: true,
-    xfwd: true,
+    xfwd: false, // set by replaceForwarding: http-proxy's would append to the client's values
     agent: upstream.agent,
-    selfHandleResponse: buffer,
+    // Every response is handled here: JSON is buffered (see onProxyRes), the rest piped; and a 401 to the
+    // gateway's own credentials is retried once with fresh ones before anything reaches the client.
+    selfHandleResponse: true,
     ejectPlugins: true,
     plugins: [
       (proxy) => {
@@ -208,15 +239,16 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
 
   /**
    * Starts one pass through http-proxy. `answer` settles when the upstream's headers arrive (or the pass
-   * failed before that, which is the only case a retry may follow); `done` when the response is finished.
+   * failed before that, which is the only case a retry may follow); `done` when the body is buffered for the
+   * pipeline or the streamed response is finished.
    */
-  function attempt(ex: Exchange) {
-    let answer!: (v: { status: number; done: Promise<void> }) => void;
+  function attempt(ex: Exchange, credentials: Credentials | undefined, retryAuth: boolean) {
+    let answer!: (v: Answer) => void;
     let failEarly!: (e: GatewayError) => void;
-    const answer$ = new Promise<{ status: number; done: Promise<void> }>((res, rej) => ((answer = res), (failEarly = rej)));
-    let finish!: () => void;
+    const answer$ = new Promise<Answer>((res, rej) => ((answer = res), (failEarly = rej)));
+    let finish!: (r: TargetResult) => void;
     let failLate!: (e: GatewayError) => void;
-    const done = new Promise<void>((res, rej) => ((finish = res), (failLate = rej)));
+    const done = new Promise<TargetResult>((res, rej) => ((finish = res), (failLate = rej)));
     done.catch(() => undefined); // awaited only by the caller of the pass that was answered
     let hasAnswer = false;
     let settled = false;
@@ -224,15 +256,20 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       ex,
       sentAt: performance.now(),
       timedOut: false,
+      retryableCredentials: retryAuth ? credentials : undefined,
       answered(status) {
         hasAnswer = true;
         answer({ status, done });
       },
-      resolve() {
+      refused() {
+        hasAnswer = settled = true;
+        answer({ status: 401, done: Promise.resolve('streamed'), refused: true });
+      },
+      resolve(result = 'streamed') {
         if (settled) return;
         settled = true;
         if (!hasAnswer) failEarly(new BadGateway({ reason: ABORTED }));
-        finish();
+        finish(result);
       },
       reject(e) {
         if (settled) return;
@@ -241,7 +278,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         else failEarly(e);
       },
     };
-    const req = outgoing(ex);
+    const req = outgoing(ex, credentials);
     inflight.set(req, state);
     middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
     return { state, answer$ };
@@ -255,7 +292,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
      * timeout) is re-run for requests that are safe to repeat. A 5xx answer is never retried here: its
      * bytes may already be streaming to the client (composer calls retry 5xx, see upstream-client.ts).
      */
-    async handle(ex: Exchange): Promise<void> {
+    async handle(ex: Exchange): Promise<TargetResult> {
       const retries = upstream.resilience.retriesFor(ex.method, ex.req.headers['idempotency-key'] !== undefined);
       let current: InFlight | undefined;
       // Only a request that may be retried waits in backoff, so only it needs a signal to stop waiting.
@@ -270,15 +307,20 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
         }
         current?.resolve();
       });
-      try {
-        const answered = await callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
-          const pass = attempt(ex);
-          current = pass.state;
-          return pass.answer$;
+      const pass = async (retryAuth: boolean) => {
+        const credentials = await upstream.auth?.credentials(ex);
+        return callResilient(upstream.resilience, { retries, retryOn5xx: false, signal: clientGone?.signal }, () => {
+          const one = attempt(ex, credentials, retryAuth);
+          current = one.state;
+          return one.answer$;
         });
-        await answered.done;
+      };
+      try {
+        let answered = await pass(true);
+        if (answered.refused) answered = await pass(false);
+        return await answered.done;
       } catch (err) {
-        if (isAborted(err)) return; // the client left: nobody to answer
+        if (isAborted(err)) return 'streamed'; // the client left: nobody to answer
         if (err instanceof GatewayError) ex.upstream.error ??= err.reason;
         throw err;
       }
@@ -287,6 +329,14 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
 }
 
 export type ProxyTarget = ReturnType<typeof createProxyTarget>;
+
+/** How one proxy pass ended: the upstream's status, and a promise for the end of the response. */
+interface Answer {
+  status: number;
+  done: Promise<TargetResult>;
+  /** The upstream refused the gateway's credentials; the pass may be repeated with fresh ones. */
+  refused?: boolean;
+}
 
 /**
  * One proxy per upstream and mode, shared by the routes of a compiled config. http-proxy-middleware

@@ -6,6 +6,9 @@ import type { Logger } from 'winston';
 import type { Metrics } from '../ops/metrics.ts';
 import { createResilience, type UpstreamResilience } from './resilience.ts';
 import type { UpstreamConfig } from '../sdk/types.ts';
+import { PolicyConfigError } from '../sdk/errors.ts';
+import type { ConfigIssue } from '../config/errors.ts';
+import { createUpstreamAuth, type UpstreamAuth } from './auth/index.ts';
 
 export interface Upstream {
   readonly name: string;
@@ -17,6 +20,8 @@ export interface Upstream {
   readonly config: Readonly<UpstreamConfig>;
   /** Retry budget and circuit breaker, shared by the proxy and the gateway's own client. */
   readonly resilience: UpstreamResilience;
+  /** The gateway's own credentials for this upstream (`auth`), when it needs any. */
+  readonly auth?: UpstreamAuth;
 }
 
 export interface UpstreamDeps {
@@ -50,6 +55,7 @@ export function createUpstream(name: string, config: UpstreamConfig, configDir: 
     timeoutMs: config.timeoutMs ?? 10_000,
     config: Object.freeze({ ...config }),
     resilience: createResilience(name, config, deps),
+    auth: config.auth ? createUpstreamAuth(name, config.auth, configDir, deps.logger) : undefined,
   });
 }
 
@@ -62,8 +68,18 @@ export function failureKind(err: NodeJS.ErrnoException): 'connect' | 'tls' | 're
   return /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(err.code ?? '') ? 'tls' : 'reset';
 }
 
-export function createUpstreams(configs: Record<string, UpstreamConfig>, configDir: string, deps: UpstreamDeps = {}): Map<string, Upstream> {
-  return new Map(Object.entries(configs).map(([name, c]) => [name, createUpstream(name, c, configDir, deps)]));
+/** Upstreams whose `auth` cannot be built (unreadable key file, …) are left out and reported in `issues`. */
+export function createUpstreams(configs: Record<string, UpstreamConfig>, configDir: string, deps: UpstreamDeps = {}, issues: ConfigIssue[] = []): Map<string, Upstream> {
+  const out = new Map<string, Upstream>();
+  for (const [name, c] of Object.entries(configs)) {
+    try {
+      out.set(name, createUpstream(name, c, configDir, deps));
+    } catch (err) {
+      if (!(err instanceof PolicyConfigError)) throw err;
+      issues.push({ path: `upstreams.${name}.auth${err.path ? `.${err.path}` : ''}`, message: err.message });
+    }
+  }
+  return out;
 }
 
 export function closeUpstreams(upstreams: ReadonlyMap<string, Upstream>): void {

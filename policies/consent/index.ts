@@ -1,9 +1,11 @@
 import { Counter } from 'prom-client';
-import { PolicyConfigError, Forbidden, InternalError, ServiceUnavailable, definePolicy, type ConsentDecision, type Exchange, type Policy, type PolicyContext, type PolicyHandler, type Principal } from '../../gateway/sdk/index.ts';
-import { mapResources, patientIdFrom, patientOf, requestJsonFromUpstream, resourcesIn } from '../../gateway/lib/fhir-bundle.ts';
+import { PolicyConfigError, BadGateway, Forbidden, InternalError, ServiceUnavailable, definePolicy, type ConsentDecision, type Exchange, type Policy, type PolicyContext, type PolicyHandler, type Principal } from '../../gateway/sdk/index.ts';
+import { filterResources, requestJsonFromUpstream, type FhirResource, type Visit } from '../../gateway/lib/fhir-bundle.ts';
+import { patientIdFrom, patientsReferenced } from '../../gateway/lib/fhir-reference.ts';
+import { PATIENT_DATA_TYPES } from '../../gateway/lib/fhir-types.ts';
 import { purposeOf } from '../../gateway/lib/purpose-of-use.ts';
 import { evaluateAll, factsOf, type AccessContext, type Consent, type Decision } from './evaluate.ts';
-import { fileConsentSource, upstreamConsentSource, type ConsentSource } from './source.ts';
+import { ConsentIncomplete, fileConsentSource, upstreamConsentSource, type ConsentSource } from './source.ts';
 
 export interface ConsentConfig {
   source: { upstream?: string; path: string; file?: string };
@@ -16,6 +18,24 @@ export interface ConsentConfig {
 }
 
 type Lookup = { consents: readonly Consent[] } | { failed: true };
+
+/**
+ * Whose consent decides about a resource: every patient it names (any field, see patientsReferenced).
+ * `unattributable` when it is health data whose patient cannot be told (subject trimmed by `_elements`,
+ * an unresolved `urn:uuid:`): such a resource cannot be evaluated and is withheld.
+ */
+function subjectsOf(r: FhirResource, at?: Visit): { ids: string[] } | { unattributable: true } {
+  if (r.resourceType === 'Bundle' || r.resourceType === 'Parameters') return { ids: [] };
+  const named = patientsReferenced(r, at?.resolve);
+  if (named.unresolvable) return { unattributable: true };
+  // A contained resource that names nobody is part of its parent's record: the parent's patients decide.
+  if (named.ids.size === 0 && at?.parent) {
+    const parent = subjectsOf(at.parent, { resolve: at.resolve });
+    if (!('ids' in parent) || parent.ids.length) return parent;
+  }
+  if (named.ids.size === 0 && PATIENT_DATA_TYPES.has(r.resourceType)) return { unattributable: true };
+  return { ids: [...named.ids] };
+}
 
 function lookupFailures(ctx: PolicyContext): Counter<'route' | 'mode'> {
   const name = 'hcgw_consent_lookup_failures_total';
@@ -81,7 +101,7 @@ export const consentPolicy = definePolicy({
     else {
       const upstream = ctx.upstream(upstreamName!);
       if (!upstream) throw new PolicyConfigError(`unknown upstream "${upstreamName}"`, 'source.upstream');
-      source = upstreamConsentSource(upstream, path, config.cache, ctx.now);
+      source = upstreamConsentSource(upstream, path, config.cache);
     }
     const failures = lookupFailures(ctx);
     const log = ctx.logger;
@@ -101,6 +121,8 @@ export const consentPolicy = definePolicy({
           try {
             known.set(id, { consents: await source.forPatient(id, ex) });
           } catch (err) {
+            // More pages than the gateway reads is not an outage that failMode: open may paper over.
+            if (err instanceof ConsentIncomplete) throw new BadGateway({ reason: 'consent-incomplete', detail: 'Patient consent cannot be read in full' });
             known.set(id, { failed: true });
             failures.inc({ route: ex.route.id, mode: config.failMode });
             log.warn('consent look-up failed', { route: ex.route.id, requestId: ex.id, failMode: config.failMode, error: (err as Error).message });
@@ -129,26 +151,47 @@ export const consentPolicy = definePolicy({
           throw new InternalError({ reason: 'consent-after-minimize' });
         }
         const known = (ex.locals.get(handler) as Map<string, Lookup> | undefined) ?? new Map<string, Lookup>();
-        const resources = resourcesIn(response.body);
-        await lookUp(ex, new Set(resources.map(patientOf).filter((id): id is string => id !== undefined)), known);
+        // First pass: every patient named anywhere in the body, so their consents are looked up at once.
+        const patients = new Set<string>();
+        let total = 0;
+        filterResources(response.body, (r, at) => {
+          const s = subjectsOf(r, at);
+          if ('ids' in s) s.ids.forEach((id) => patients.add(id));
+          if (r.resourceType !== 'Bundle') total++;
+          return r;
+        });
+        await lookUp(ex, patients, known);
         const who = accessOf(ex, ex.principal);
         const applied = new Set<string>();
         let unknown = false;
-        const { body, removed } = mapResources(response.body, (r) => {
-          const pid = patientOf(r);
-          const l = pid === undefined ? undefined : known.get(pid);
-          if (!l) return r;
-          if ('failed' in l) {
-            unknown = true;
-            return r;
+        let withheld = 0;
+        const { body, removed } = filterResources(response.body, (r, at) => {
+          const s = subjectsOf(r, at);
+          if (!('ids' in s)) {
+            withheld++;
+            return undefined;
           }
-          for (const c of l.consents) if (c.status === 'active' && typeof c.id === 'string') applied.add(c.id);
-          return evaluateAll(l.consents, who, factsOf(r), config.withoutConsent) === 'deny' ? undefined : r;
+          let deny = false;
+          for (const pid of s.ids) {
+            const l = known.get(pid);
+            if (!l || 'failed' in l) {
+              unknown = true;
+              continue;
+            }
+            for (const c of l.consents) if (c.status === 'active' && typeof c.id === 'string') applied.add(c.id);
+            if (evaluateAll(l.consents, who, factsOf(r), config.withoutConsent) === 'deny') deny = true;
+          }
+          return deny ? undefined : r;
         });
-        const total = resources.length;
+        if (withheld) ex.decisions.push({ policy: 'consent', outcome: 'modify', reason: 'consent-unattributable', detail: { withheld } });
         const decision: ConsentDecision['decision'] = unknown ? 'unknown' : removed === 0 ? (applied.size ? 'permit' : 'none') : removed === total ? 'deny' : 'partial';
         ex.consent = { consentIds: [...applied], decision, removed };
         ex.decisions.push({ policy: 'consent', outcome: removed ? (body === undefined ? 'deny' : 'modify') : 'allow', reason: `consent-${decision}`, detail: { removed, consents: applied.size } });
+        if (body === undefined && response.status >= 400) {
+          // An error body that names a withheld patient is replaced, not turned into a 403.
+          response.body = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'processing' }] };
+          return;
+        }
         if (removed && (body === undefined || config.onDenied === 'refuse')) {
           throw new Forbidden({ detail: 'The patient\'s consent does not permit this disclosure', reason: 'consent-denied' });
         }

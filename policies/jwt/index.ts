@@ -1,5 +1,6 @@
-import { PolicyConfigError, GatewayError, principalFrom, definePolicy, type TrustedIssuer, type Policy } from '../../gateway/sdk/index.ts';
-import { bearerToken, looksLikeJwt } from './bearer.ts';
+import { BEARER_CHALLENGE, PolicyConfigError, GatewayError, principalFrom, definePolicy, type TrustedIssuer, type Policy } from '../../gateway/sdk/index.ts';
+import { accessToken, looksLikeJwt } from './bearer.ts';
+import { createSenderConstraint } from './sender-constraint.ts';
 import { introspectToken, verifyJwt } from './verify.ts';
 
 export interface JwtConfig {
@@ -9,8 +10,9 @@ export interface JwtConfig {
 /** Why a trusted issuer cannot serve this route; undefined when it can. */
 function unusable(t: TrustedIssuer): string | undefined {
   if (t.problems.length) return `identity issuer "${t.name}": ${t.problems.join('; ')}`;
-  // A JWT without an audience check is accepted by every API of the same IdP (token confusion).
-  if (t.getKey && !t.config.audiences?.length) return `identity issuer "${t.name}" verifies JWTs but has no \`audiences\``;
+  // A token without an audience check is accepted by every API of the same IdP (token confusion); an
+  // introspection answer is a token's claims too, so introspection-only issuers need audiences as well.
+  if (!t.config.audiences?.length) return `identity issuer "${t.name}" has no \`audiences\` (required for every trusted issuer)`;
   return undefined;
 }
 
@@ -50,12 +52,23 @@ export const jwtPolicy = definePolicy({
       ctx.logger.warn('introspection cache unavailable; asking the endpoint directly', { route: ctx.route.id, error: (err as Error)?.message });
     };
     const deps = { store: ctx.store, now: ctx.now, onCacheError };
+    const senderConstraint = createSenderConstraint(trusted, {
+      store: ctx.store,
+      now: ctx.now,
+      onStoreError: (err) => {
+        ctx.metrics.storeFailures.inc({ policy: 'jwt', mode: 'fail-closed' });
+        ctx.logger.warn('DPoP replay store unavailable; proof refused', { route: ctx.route.id, error: (err as Error)?.message });
+      },
+    });
+    // Clients of an issuer that demands bound tokens learn from the first 401 that DPoP is expected.
+    const missingChallenge = trusted.some((t) => t.config.senderConstraint === 'required') ? `${BEARER_CHALLENGE}, ${senderConstraint.challenge}` : BEARER_CHALLENGE;
 
     return {
       async onRequest(ex) {
-        const token = bearerToken(ex);
+        const { token, scheme } = accessToken(ex, missingChallenge);
         try {
           const { claims, issuer } = looksLikeJwt(token) ? await verifyJwt(token, trusted, ctx.now()) : await introspectToken(token, trusted, deps);
+          await senderConstraint.check(ex, token, scheme, claims, issuer);
           ex.principal = principalFrom(claims, issuer);
         } catch (err) {
           if (err instanceof GatewayError && err.status === 503) {

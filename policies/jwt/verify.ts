@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyObject, type CryptoKey, type ProtectedHeaderParameters } from 'jose';
+import { deepFreeze } from '../../gateway/lib/freeze.ts';
 import { ServiceUnavailable, invalidToken, IntrospectionUnavailable, type GatewayError, type TrustedIssuer, type IntrospectionDeps } from '../../gateway/sdk/index.ts';
 
 export interface Verified {
@@ -87,7 +88,8 @@ async function verifyWith(token: string, header: ProtectedHeaderParameters, issu
     const capture: typeof issuer.getKey = async (header, input) => usedKey ?? (usedKey = await issuer.getKey!(header, input));
     const { payload } = await jwtVerify(token, capture!, opts);
     checkIssuedAt(payload, issuer, now);
-    remember(token, issuer, payload, usedKey);
+    // One payload object serves every request with this token: no policy may change it for the next one.
+    remember(token, issuer, deepFreeze(payload), usedKey);
     return payload;
   } catch (err) {
     if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
@@ -96,7 +98,7 @@ async function verifyWith(token: string, header: ProtectedHeaderParameters, issu
       try {
         const { payload } = await jwtVerify(token, key, opts);
         checkIssuedAt(payload, issuer, now);
-        return payload;
+        return deepFreeze(payload);
       } catch (inner) {
         if (!(inner instanceof joseErrors.JWSSignatureVerificationFailed)) throw inner;
       }

@@ -1,5 +1,5 @@
 import { PolicyConfigError, Forbidden, BadRequest, InternalError, definePolicy, type Exchange, type Policy, type PolicyHandler, type Principal } from '../../gateway/sdk/index.ts';
-import { isBundle, isResource, mapBundle, requestJsonFromUpstream, type FhirResource } from '../../gateway/lib/fhir-bundle.ts';
+import { filterResources, isResource, requestJsonFromUpstream, type FhirResource } from '../../gateway/lib/fhir-bundle.ts';
 import { isPlainObject } from '../../gateway/lib/json-path.ts';
 import { PURPOSE_OF_USE_CODES, purposeOf } from '../../gateway/lib/purpose-of-use.ts';
 import { applyTree, compileSelectors, createPseudonymizer, type FieldTree, type Pseudonymizer } from './fields.ts';
@@ -26,7 +26,8 @@ const purposes = (description: string) => ({ type: 'array', minItems: 1, uniqueI
 
 /** Error bodies keep only what a client needs to react; upstream diagnostics may echo identifiers. */
 const DEFAULT_OUTCOME = compileSelectors(['issue[].severity', 'issue[].code']);
-const BUNDLE_ENVELOPE = ['resourceType', 'type', 'total'];
+// id, meta and link (paging) stay: the pipeline rewrites link and fullUrl URLs to the gateway's own.
+const BUNDLE_ENVELOPE = ['resourceType', 'id', 'meta', 'type', 'total', 'link'];
 
 const matches = (when: When | undefined, purpose: string | undefined, p: Principal | undefined, roles: string[]): boolean => {
   if (!when) return true;
@@ -58,23 +59,26 @@ class Minimizer {
     return { resourceType: r.resourceType, ...(isPlainObject(kept) ? kept : {}) };
   }
 
-  bundle(b: FhirResource & { entry?: unknown[] }): FhirResource {
-    const mapped = mapBundle(b, (r) => this.resource(r));
-    this.removed += mapped.removed;
-    const full = mapped.body as Record<string, unknown>;
-    const { entry, ...envelope } = full;
+  /** Entries were minimized already (the walk goes innermost first): the envelope keeps its listed fields. */
+  bundle(b: FhirResource): FhirResource {
+    const { entry, ...envelope } = b;
     const envTree = this.profile.resources.get('Bundle');
     const out: Record<string, unknown> = envTree
       ? { ...(applyTree(envelope, envTree, this.pz) as Record<string, unknown> | undefined) }
       : Object.fromEntries(BUNDLE_ENVELOPE.filter((k) => Object.hasOwn(envelope, k)).map((k) => [k, envelope[k]]));
     out.resourceType = 'Bundle';
-    // fullUrl names the upstream's internal address: entries keep only the resource and search mode.
-    if (Array.isArray(entry)) out.entry = entry.map((e) => (isPlainObject(e) ? { resource: e.resource, ...(e.search ? { search: e.search } : {}) } : e));
+    if (Array.isArray(entry)) out.entry = entry.map((e) => (isPlainObject(e) ? { ...(typeof e.fullUrl === 'string' ? { fullUrl: e.fullUrl } : {}), resource: e.resource, ...(e.search ? { search: e.search } : {}) } : e));
     return out as FhirResource;
   }
 
+  /**
+   * A FHIR body at any depth (Bundles, Parameters, contained): each resource gets its type's fields,
+   * anything unclassifiable or of a type the profile does not release is removed.
+   */
   fhir(v: FhirResource): FhirResource | undefined {
-    return isBundle(v) ? this.bundle(v) : this.resource(v);
+    const out = filterResources(v, (r) => (r.resourceType === 'Bundle' ? this.bundle(r) : this.resource(r)));
+    this.removed += out.removed;
+    return out.body as FhirResource | undefined;
   }
 
   document(v: unknown, kind: string | undefined): unknown {

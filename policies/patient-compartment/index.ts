@@ -1,5 +1,5 @@
 import { PolicyConfigError, BadGateway, Forbidden, ResourceNotFound, requirePrincipal, definePolicy, type Exchange, type FhirInteraction, type Policy, type PolicyContext, type PolicyHandler } from '../../gateway/sdk/index.ts';
-import { FHIR_ID } from './references.ts';
+import { FHIR_ID } from '../../gateway/lib/fhir-reference.ts';
 import { checkPatch, checkPathParams, checkWrittenResource, confineSearch, keepResponsesInspectable, type CompartmentRules } from './request.ts';
 import { filterForPatient, type FilterRules } from './response.ts';
 

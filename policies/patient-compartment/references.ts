@@ -1,37 +1,33 @@
+import { patientIdFrom, patientsReferenced, referenceString, type ReferenceResolver } from '../../gateway/lib/fhir-reference.ts';
 import { isPlainObject } from '../../gateway/lib/json-path.ts';
 import type { FhirResource } from '../../gateway/lib/fhir-bundle.ts';
 
-/** FHIR id syntax; anything else cannot name a patient. */
-export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-const PATIENT_REF = /^(?:.*\/)?Patient\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
-
-/**
- * The patient id a reference or search value names: `p1`, `Patient/p1`, `https://…/Patient/p1`,
- * `Patient/p1/_history/2`. Undefined for anything else (another type, a contained `#ref`, garbage).
- */
-export function patientIdOf(value: string): string | undefined {
-  if (FHIR_ID.test(value)) return value;
-  return PATIENT_REF.exec(value)?.[1];
+/** The id of the Patient a `urn:uuid:` (fullUrl) reference resolves to in the enclosing Bundles. */
+function resolvedPatient(ref: string, resolve?: ReferenceResolver): string | undefined {
+  const target = resolve?.(ref);
+  return isPlainObject(target) && target.resourceType === 'Patient' && typeof target.id === 'string' ? target.id : undefined;
 }
 
 export type Ownership = 'own' | 'foreign' | 'none';
 
 /**
- * Whose data a resource is, judged strictly: a Patient by its id; anything else by every patient
- * reference field it has (a Reference, a plain string, or a list of them). All must name `patient` for
- * `own`; a field naming another patient, another type (a Group subject) or nothing resolvable (an
- * identifier-only reference) makes it `foreign`; no such field at all is `none`.
+ * Whose data a resource is, judged strictly. Every reference anywhere in it counts (Group.member.entity,
+ * Provenance.target, Appointment.participant.actor, Task.for, extensions…): one naming any patient but
+ * `patient`, or one that may name a patient but cannot be attributed (unresolved `urn:uuid:`,
+ * identifier-only), makes it `foreign`; a Patient is judged by its id as well. The configured patient
+ * reference fields must moreover name `patient` itself (a Group as subject is not the patient). `own`
+ * when the patient is named, `none` when no patient is named at all.
  */
-export function ownership(r: FhirResource, patient: string, fields: readonly string[]): Ownership {
-  if (r.resourceType === 'Patient') return r.id === patient ? 'own' : 'foreign';
-  let seen = false;
+export function ownership(r: FhirResource, patient: string, fields: readonly string[], resolve?: ReferenceResolver): Ownership {
+  const named = patientsReferenced(r, resolve);
+  if (named.unresolvable || [...named.ids].some((id) => id !== patient)) return 'foreign';
+  let seen = named.ids.size > 0;
   for (const f of fields) {
     if (!Object.hasOwn(r, f)) continue;
-    const values = Array.isArray(r[f]) ? (r[f] as unknown[]) : [r[f]];
-    for (const v of values) {
+    for (const v of Array.isArray(r[f]) ? (r[f] as unknown[]) : [r[f]]) {
       seen = true;
-      const ref = typeof v === 'string' ? v : isPlainObject(v) && typeof v.reference === 'string' ? v.reference : undefined;
-      if (ref === undefined || patientIdOf(ref) !== patient) return 'foreign';
+      const ref = referenceString(v);
+      if (ref === undefined || (patientIdFrom(ref) ?? resolvedPatient(ref, resolve)) !== patient) return 'foreign';
     }
   }
   return seen ? 'own' : 'none';

@@ -1,7 +1,9 @@
 import { BadRequest, Forbidden, UnsupportedMediaType, type Exchange } from '../../gateway/sdk/index.ts';
 import { isResource } from '../../gateway/lib/fhir-bundle.ts';
 import { refuseSearchBody, splitValues } from '../../gateway/lib/fhir-search.ts';
-import { ownership, patientIdOf } from './references.ts';
+import { patientIdFrom } from '../../gateway/lib/fhir-reference.ts';
+import { ownership } from './references.ts';
+import { filterForPatient } from './response.ts';
 
 export interface CompartmentRules {
   resourceType: string;
@@ -47,7 +49,7 @@ export function confineSearch(ex: Exchange, rules: CompartmentRules, patient: st
     if (values.length > 1) throw otherPatient('duplicate-patient-param', 'A patient search parameter may appear only once');
     if (values.length === 0) continue;
     const ids = splitValues(values[0]);
-    if (ids.length !== 1 || patientIdOf(ids[0]) !== patient) throw otherPatient('other-patient-search');
+    if (ids.length !== 1 || patientIdFrom(ids[0]) !== patient) throw otherPatient('other-patient-search');
     named = true;
   }
   if (named) return false;
@@ -64,6 +66,9 @@ export function checkWrittenResource(ex: Exchange, rules: CompartmentRules, pati
   if (ex.json.resourceType !== rules.resourceType) throw new BadRequest({ reason: 'wrong-resource-type', detail: 'The body is not of the resource type of this route' });
   if (rules.resourceType === 'Patient' && interaction === 'create') throw otherPatient('patient-create', 'A patient-bound token cannot create patients');
   if (ownership(ex.json, patient, rules.referenceFields) !== 'own') throw otherPatient('other-patient-body');
+  // Contained resources (and anything unclassifiable inside) must pass the same filter as a response would.
+  const judged = filterForPatient(ex.json, patient, { resourceType: rules.resourceType, referenceFields: rules.referenceFields, requireReference: true, listField: 'data' });
+  if (judged.foreign || judged.removed) throw otherPatient('other-patient-body');
 }
 
 /** JSON Patch operations may not touch the fields that say whose record a resource is. */

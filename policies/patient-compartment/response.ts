@@ -1,4 +1,4 @@
-import { isBundle, mapBundle, type FhirResource } from '../../gateway/lib/fhir-bundle.ts';
+import { filterResources, isClassifiable, type FhirResource, type Visit } from '../../gateway/lib/fhir-bundle.ts';
 import { isPlainObject } from '../../gateway/lib/json-path.ts';
 import { ownership } from './references.ts';
 
@@ -14,45 +14,45 @@ export interface FilterRules {
 export interface Filtered {
   body: unknown;
   removed: number;
-  /** The body was a single record of someone else: the whole response must be refused. */
+  /** The body was a single record of someone else (or one that cannot be judged): refuse the response. */
   foreign: boolean;
 }
 
 /**
  * Keeps what is provably the patient's. A record of the route's own type without any patient reference
  * (e.g. trimmed by `_elements`) cannot prove it and goes when `requireReference`; resources of other
- * types without one (an included Practitioner) are not patient data and stay.
+ * types without one (an included Practitioner, a contained Medication) are not patient data and stay.
+ * Bundles are containers: their entries were judged one by one before.
  */
-function keep(v: unknown, patient: string, rules: FilterRules): boolean {
-  if (!isPlainObject(v)) return !rules.requireReference;
-  const r = (typeof v.resourceType === 'string' ? v : { ...v, resourceType: rules.resourceType }) as FhirResource;
-  const owner = ownership(r, patient, rules.referenceFields);
-  if (owner === 'none') return !(rules.requireReference && r.resourceType === rules.resourceType);
+function keep(r: FhirResource, patient: string, rules: FilterRules, at?: Visit): boolean {
+  if (r.resourceType === 'Bundle') return true;
+  const owner = ownership(r, patient, rules.referenceFields, at?.resolve);
+  if (owner === 'none') return !(rules.requireReference && !at?.parent && r.resourceType === rules.resourceType);
   return owner === 'own';
 }
 
+/** Plain JSON records (no FHIR envelope) are taken to be of the route's type. */
+function keepRecord(v: unknown, patient: string, rules: FilterRules): boolean {
+  if (!isPlainObject(v)) return false;
+  if (v.resourceType === undefined) return keep({ ...v, resourceType: rules.resourceType }, patient, rules);
+  return isClassifiable(v) && filterResources(v, (r, at) => (keep(r, patient, rules, at) ? r : undefined)).removed === 0;
+}
+
 function filterList(records: unknown[], patient: string, rules: FilterRules) {
-  const kept = records.filter((r) => keep(r, patient, rules));
+  const kept = records.filter((r) => keepRecord(r, patient, rules));
   return { kept, removed: records.length - kept.length };
 }
 
 /**
- * A FHIR Bundle (nested ones too) or a plain JSON list loses the records of other patients; `total` is
- * corrected when it counted exactly the records present, dropped otherwise. A single record of someone
- * else is flagged so that the caller refuses the whole response.
+ * A FHIR body (Bundles, Parameters and contained resources at any depth) or a plain JSON list loses what
+ * is not the patient's; `total` is corrected when it counted exactly the records present, dropped
+ * otherwise. A single record of someone else, or one that cannot be judged, is flagged so that the caller
+ * refuses the whole response.
  */
 export function filterForPatient(body: unknown, patient: string, rules: FilterRules): Filtered {
-  let removed = 0;
-  const visit = (r: FhirResource): FhirResource | undefined => {
-    if (!isBundle(r)) return keep(r, patient, rules) ? r : undefined;
-    const inner = mapBundle(r, visit);
-    removed += inner.removed;
-    return inner.body as FhirResource;
-  };
-  if (isBundle(body)) return { body: visit(body), removed, foreign: false };
   if (Array.isArray(body)) {
-    const { kept, removed: n } = filterList(body, patient, rules);
-    return { body: kept, removed: n, foreign: false };
+    const { kept, removed } = filterList(body, patient, rules);
+    return { body: kept, removed, foreign: false };
   }
   if (isPlainObject(body) && body.resourceType === undefined && Array.isArray(body[rules.listField])) {
     const records = body[rules.listField] as unknown[];
@@ -63,5 +63,8 @@ export function filterForPatient(body: unknown, patient: string, rules: FilterRu
     return { body: out, removed: n, foreign: false };
   }
   if (body === null || body === undefined || body === '') return { body, removed: 0, foreign: false };
-  return { body, removed: 0, foreign: !keep(body, patient, rules) };
+  if (isPlainObject(body) && body.resourceType === undefined) return { body, removed: 0, foreign: !keepRecord(body, patient, rules) };
+  if (!isPlainObject(body)) return { body, removed: 0, foreign: true };
+  const out = filterResources(body, (r, at) => (keep(r, patient, rules, at) ? r : undefined));
+  return { body: out.body, removed: out.removed, foreign: out.body === undefined };
 }

@@ -1,0 +1,76 @@
+import type { Command } from '../command.ts';
+
+/**
+ * Every `hcgw` command, in the order `hcgw --help` lists them. A new command is a module in this folder
+ * exporting `run(args)`, plus one entry here.
+ */
+export const commands: readonly Command[] = [
+  {
+    name: 'start',
+    summary: 'run the gateway',
+    usage: `hcgw start [--config routes.yaml] [--sandbox] [--port N] [--workers N] [--watch]
+  --config, -c   the config file (default: $HCGW_CONFIG or routes.yaml)
+  --sandbox      also start the demo upstreams and the dev IdP
+  --port         listen port (overrides server.port; 0 = any free port)
+  --workers, -w  cluster size (default: one per CPU with a redis store, else 1)
+  --watch        reload when the config file changes (SIGHUP always reloads)`,
+    load: () => import('./start.ts'),
+  },
+  {
+    name: 'validate',
+    summary: 'check a routes.yaml; prints every error, exit 1 if any',
+    usage: `hcgw validate [file]
+  Compiles the file exactly as start would (default routes.yaml): every error with its path and route id,
+  deprecation warnings on stderr; exit 0 when it would start, 1 when not.`,
+    load: () => import('./validate.ts'),
+  },
+  {
+    name: 'token',
+    summary: 'mint a dev token from the running sandbox IdP',
+    usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL] [--dpop] [--dpop-key f]
+  Asks the sandbox's dev IdP (default http://127.0.0.1:9100, or $HCGW_DEV_IDP) for a signed access token
+  and prints it. --dpop: the token is DPoP-bound (cnf.jkt) to a new key saved in --dpop-key (default
+  .hcgw-dpop-key.json); the curl line to use it is printed on stderr.`,
+    load: () => import('./token.ts'),
+  },
+  {
+    name: 'dpop',
+    summary: 'print a DPoP proof for one request',
+    usage: `hcgw dpop [--key .hcgw-dpop-key.json] [--token ACCESS_TOKEN] METHOD URL
+  A DPoP proof JWT (RFC 9449) for METHOD and URL, signed with the key \`hcgw token --dpop\` saved; with
+  --token it carries ath (the token's hash). Use a fresh proof per request: the gateway refuses replays.`,
+    load: () => import('./dpop.ts'),
+  },
+  {
+    name: 'openapi',
+    summary: 'write the OpenAPI 3.1 document of the governed routes',
+    usage: `hcgw openapi [file] [--out f.json|f.yaml] [--server URL]
+  The config is checked first (exit 1 if invalid); YAML when the output file ends in .yaml/.yml.`,
+    load: () => import('./openapi.ts'),
+  },
+  {
+    name: 'audit',
+    summary: 'check audit hash chains',
+    usage: `hcgw audit verify [--rotated] [--partial] <file...>
+  Files oldest first (rotated ones, then the live one; --rotated adds each live file's rotated siblings).
+  Prints OK <n> records (exit 0), or the first broken line (exit 1); a missing file is a usage error (exit 2).`,
+    load: () => import('./audit.ts'),
+  },
+  {
+    name: 'report',
+    summary: 'CMS-0057-F API usage metrics from the verified audit trail',
+    usage: `hcgw report api-usage --from DATE --to DATE [--format csv|json] [--rotated] [--partial] <audit file...>
+  Verifies the hash chain first (exit 1 and no report if it is broken), then counts per API (route) and client
+  app the requests, unique patients whose data was returned and those returned more than once, and prior
+  authorizations approved / denied / pended with mean and median decision time. [from, to) in UTC.`,
+    load: () => import('../report.ts'),
+  },
+  {
+    name: 'sandbox',
+    summary: 'send a synthetic ADT message to an MLLP listener',
+    usage: `hcgw sandbox send-adt <A01|A02|A03|A04|A08|A40> [--encounter e-p1-1] [--patient p1] [--merged-patient p9]
+       [--control-id ID] [--facility SANDBOXHOSP] [--host 127.0.0.1] [--port 2575] [--timeout-ms 10000]
+  Prints {sent, controlId, ack, reason?}; exit 0 on AA, 1 otherwise.`,
+    load: () => import('../sandbox-adt.ts'),
+  },
+];
