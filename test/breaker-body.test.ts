@@ -11,14 +11,14 @@ import { startGateway, startUpstream, type TestGateway, type TestUpstream } from
 const OPEN_MS = 300;
 type Mode = 'ok' | 'reset' | 'truncate' | 'stall';
 
-/** 200 with headers flushed, then the body the mode asks for. */
-function answer(mode: Mode, res: http.ServerResponse): void {
+/** 200 with headers flushed, then the body the mode asks for. JSON is buffered by the gateway, the rest piped. */
+function answer(mode: Mode, res: http.ServerResponse, type: string): void {
   if (mode === 'ok') {
-    res.setHeader('content-type', 'application/json');
+    res.setHeader('content-type', type);
     res.end('{"ok":true}');
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': mode === 'truncate' ? '5000' : '20' });
+  res.writeHead(200, { 'content-type': type, 'content-length': mode === 'truncate' ? '5000' : '20' });
   res.write('{"ok":');
   if (mode === 'reset') setTimeout(() => res.socket?.resetAndDestroy(), 20).unref();
   if (mode === 'truncate') setTimeout(() => res.socket?.end(), 20).unref();
@@ -43,11 +43,11 @@ describe('circuit breaker: failures after the response headers', () => {
   const calls = (key: string) => up.requests.filter((r) => r.url === `/${key}`).length;
 
   before(async () => {
-    up = await startUpstream((req, res) => answer(modes[req.url!.slice(1)] ?? 'ok', res));
-    const upstreams = ['reset', 'truncate', 'stall', 'probe', 'composed', 'client']
+    up = await startUpstream((req, res) => answer(modes[req.url!.slice(1)] ?? 'ok', res, req.url!.startsWith('/json') ? 'application/json' : 'application/octet-stream'));
+    const upstreams = ['reset', 'truncate', 'stall', 'probe', 'composed', 'client', 'json']
       .map((k) => `  ${k}: { url: "${up.url}", timeoutMs: 200, circuitBreaker: { failures: 3, windowMs: 10000, openMs: ${OPEN_MS} } }`)
       .join('\n');
-    const routes = ['reset', 'truncate', 'stall', 'probe', 'client']
+    const routes = ['reset', 'truncate', 'stall', 'probe', 'client', 'json']
       .map((k) => `  - { id: ${k}, layer: system, match: { methods: [GET], path: /${k} }, target: { upstream: ${k}, path: /${k} } }`)
       .join('\n');
     gw = await startGateway(`
@@ -82,6 +82,13 @@ ${routes}
       assert.match(metrics, new RegExp(`hcgw_circuit_state\\{upstream="${mode}"\\} 2`));
     });
   }
+
+  test('buffered (JSON) route: mid-body resets answer 502 and open the breaker', async () => {
+    modes.json = 'reset';
+    for (let i = 0; i < 3; i++) assert.deepEqual(await get(`${gw.url}/json`), { status: 502, complete: true });
+    assert.equal((await fetch(`${gw.url}/json`)).status, 503);
+    assert.equal(calls('json'), 3);
+  });
 
   test('composer call: mid-body resets open the breaker too', async () => {
     modes.composed = 'reset';
