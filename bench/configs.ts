@@ -16,6 +16,8 @@ export interface FullChainOptions {
   store: 'redis' | 'memory';
   redisUrl: string;
   auditFile: string;
+  /** OTLP/HTTP traces endpoint: tracing on (telemetry.otlp); absent: off, the default. */
+  otlpUrl?: string;
 }
 
 /**
@@ -34,7 +36,7 @@ export function fullChainYaml(o: FullChainOptions): string {
           ${kind === 'read' ? 'params: { type: object, properties: { id: { type: string, pattern: "^[A-Za-z0-9.-]{1,64}$" } } }' : 'query: { type: object, required: [patient], properties: { patient: { type: string, pattern: "^[A-Za-z0-9.-]{1,64}$" } } }'}
       - minimize: { purposeOfUse: { allowed: [TREAT] }, select: [{ profile: clinical }] }`;
   return `version: 1
-store: ${o.store === 'redis' ? `{ kind: redis, url: ${o.redisUrl}, prefix: "hcgw-bench:${Date.now()}:" }` : '{ kind: memory }'}
+${o.otlpUrl ? `telemetry: { otlp: { url: ${o.otlpUrl}, exportIntervalMs: 1000 } }\n` : ''}store: ${o.store === 'redis' ? `{ kind: redis, url: ${o.redisUrl}, prefix: "hcgw-bench:${Date.now()}:" }` : '{ kind: memory }'}
 identity:
   issuers:
     - { name: bench-idp, issuer: https://bench-idp.local, jwksUri: ${o.jwks}, audiences: [hcgw-bench], algorithms: [RS256] }

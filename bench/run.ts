@@ -4,6 +4,7 @@
  *
  *   rows: direct upstream · reference (express + http-proxy-middleware) · gateway bare proxy ·
  *         gateway full chain on Redis · full chain on the memory store · full chain with N workers ·
+ *         full chain on memory with OpenTelemetry export on (telemetry off is the memory row) ·
  *         fixed-rate latency (1,000 req/s) direct vs full chain · optional soak (memory growth)
  *
  * Options (env): BENCH_DURATION=seconds per row (default 8), BENCH_CONNECTIONS (50), BENCH_SOAK=1 for the
@@ -15,6 +16,8 @@ import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { fullChainYaml, bareYaml } from './configs.ts';
@@ -161,13 +164,18 @@ async function main(): Promise<void> {
     for (const [kind, p] of Object.entries(paths)) rows.push(await load(`gateway bare proxy (${kind})`, `http://127.0.0.1:${bare.port}${p}`, {}, {}, bare.child.pid));
     await stop(bare);
 
-    const modes: Array<[string, 'redis' | 'memory', number]> = [
+    // An OTLP/HTTP collector that accepts and discards: the row measures the gateway's side of tracing.
+    const collector = http.createServer((req, res) => req.resume().on('end', () => res.end('{}')));
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const otlpUrl = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    const modes: Array<[string, 'redis' | 'memory', number, string?]> = [
       ['full chain, redis', 'redis', 1],
       ['full chain, memory', 'memory', 1],
+      ['full chain, memory, telemetry on (OTLP)', 'memory', 1, otlpUrl],
       [`full chain, redis, ${availableParallelism()} workers`, 'redis', availableParallelism()],
     ];
-    for (const [label, store, workers] of modes) {
-      const gw = await gateway(fullChainYaml({ upstream: up, jwks: `${up}/jwks`, store, redisUrl: REDIS_URL, auditFile: join(TMP, `audit-${store}-${workers}.log`) }), `full-${store}-${workers}`, workers);
+    for (const [label, store, workers, otlp] of modes) {
+      const gw = await gateway(fullChainYaml({ upstream: up, jwks: `${up}/jwks`, store, redisUrl: REDIS_URL, auditFile: join(TMP, `audit-${store}-${workers}${otlp ? '-otel' : ''}.log`), otlpUrl: otlp }), `full-${store}-${workers}${otlp ? '-otel' : ''}`, workers);
       for (const [kind, p] of Object.entries(paths)) rows.push(await load(`${label} (${kind})`, `http://127.0.0.1:${gw.port}${p}`, auth, {}, gw.child.pid));
       if (store === 'redis' && workers === 1) {
         // Latency added at a fixed offered rate (not at saturation): the number a clinician feels.
@@ -186,6 +194,7 @@ async function main(): Promise<void> {
       }
       await stop(gw);
     }
+    collector.close();
   } finally {
     await stop(reference);
     await stop(upstream);

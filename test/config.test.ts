@@ -10,6 +10,7 @@ import { createLogger } from '../gateway/ops/logger.ts';
 import { createMetrics } from '../gateway/ops/metrics.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
 import { main } from '../gateway/cli/main.ts';
+import { commands } from '../gateway/cli/commands/index.ts';
 import { writeConfig } from './helpers.ts';
 
 const BASE = `version: 1
@@ -260,7 +261,7 @@ async function cliInProcess(...args: string[]): Promise<{ status: number; stdout
 }
 
 describe('CLI basics a new user hits at once', () => {
-  const COMMANDS = ['start', 'validate', 'token', 'openapi', 'audit'];
+  const COMMANDS = commands.map((c) => c.name);
   test('--help on every command prints its usage to stdout and exits 0', async () => {
     for (const args of [['--help'], ['-h'], ['help'], ...COMMANDS.map((c) => [c, '--help']), ['help', 'audit']]) {
       const r = await cliInProcess(...args);

@@ -21,6 +21,7 @@ describe('hostile query parameters: a patient token never reads another patient'
   before(async () => {
     sg = await startSandboxGateway(
       () => `
+server: { publicBaseUrl: "https://gw.example" }   # the self link names what the EHR was asked, rewritten to the gateway
 routes:
   - id: observation-search
     layer: system

@@ -207,7 +207,8 @@ identity:
   issuers:
     - ${as.yaml('bound', 'optional')}
 ${routesYaml(up.url, 'bound')}`);
-    [a, b] = await Promise.all([spawnGateway(file), spawnGateway(file)]);
+    // Generous start-up bound: two tsx processes on a loaded machine (the wait is still bounded).
+    [a, b] = await Promise.all([spawnGateway(file, 120_000), spawnGateway(file, 120_000)]);
   });
   after(async () => {
     await Promise.all([a?.close(), b?.close()]);

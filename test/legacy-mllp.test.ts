@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -13,6 +15,7 @@ import type { MllpListenerConfig } from '../gateway/legacy/schema.ts';
 import { createMetrics } from '../gateway/ops/metrics.ts';
 import { sampleAdt, SANDBOX_FACILITY, type AdtTrigger } from '../gateway/sandbox/adt.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
+import { startLegacy } from '../gateway/legacy/runtime.ts';
 import { createRedisStore } from '../gateway/store/redis.ts';
 import type { Store } from '../gateway/store/types.ts';
 import { auditSection, captureLogger, readAuditRecords, requireSharedRedis, tempDir, uniquePrefix, waitFor } from './helpers.ts';
@@ -225,8 +228,10 @@ describe('MLLP ADT listener', () => {
   });
 
   it('a duplicate control id is stored once (same and new connection, concurrent); reused id with other content → AR (Redis store)', async () => {
-    const store = await createRedisStore({ url: await requireSharedRedis(), prefix: uniquePrefix('mllp'), commandTimeoutMs: 2000 });
+    const store = await createRedisStore({ url: await requireSharedRedis(), prefix: uniquePrefix('mllp'), commandTimeoutMs: 5000, connectTimeoutMs: 5000 });
     try {
+      // A store still connecting answers AE (retryable), which is right but not what this test is about.
+      await waitFor(() => store.ping(), 5000, 'redis store ready');
       const h = await listen({ store });
       const msg = sampleAdt('A01', { controlId: 'DUP-1', at: new Date('2026-01-01T00:00:00Z') });
       const acks = await send(h, [msg, msg]);
@@ -274,5 +279,34 @@ describe('MLLP ADT listener', () => {
       assert.equal(c.acks.length, 0);
     }
     assert.deepEqual(await readEventLog(h.events), []);
+  });
+
+  it('over TLS: the handshake is required, then framing, ACK and facility rules hold as on TCP', async () => {
+    const dir = tempDir('hcgw-mllp-tls-');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    assert.equal(made.status, 0, 'openssl is required for the TLS test');
+    const h = await listen({ config: { tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), requireClientCert: false } } });
+    const tlsOpts = { ca: readFileSync(join(dir, 'cert.pem')), servername: '127.0.0.1' };
+    const acks = await sendMllp([sampleAdt('A01', { controlId: 'TLS-1' }), sampleAdt('A01', { controlId: 'TLS-2', facility: 'OTHERHOSP' })], { host: '127.0.0.1', port: h.port, tls: tlsOpts, timeoutMs: 5000 });
+    assert.deepEqual(acks.map((a) => ackCode(a).code), ['AA', 'AR']);
+    // Plain MLLP bytes to a TLS listener are a failed handshake: no ACK, nothing published.
+    const c = rawClient(h.port);
+    await c.connected;
+    await c.write(frame(sampleAdt('A01', { controlId: 'TLS-PLAIN' })));
+    await waitFor(() => c.closed, 3000, 'plain connection closed');
+    assert.equal(c.acks.length, 0);
+    assert.deepEqual((await readEventLog(h.events)).map((l) => l.event.hl7controlid), ['TLS-1']);
+  });
+
+  it('startLegacy refuses MLLP without an audit section or an event log (fail closed)', async () => {
+    const { logger } = captureLogger();
+    const registry = createAuditRegistry({ logger, metrics: createMetrics() });
+    const listener = { name: 'x', host: '127.0.0.1', port: 0, allowedFacilities: ['A'], events: ['A01' as const], dedupTtl: '1h', maxMessageBytes: 4096, idleTimeoutMs: 5000 };
+    const base = { configDir: tempDir(), store: createMemoryStore(), audit: registry, logger };
+    await assert.rejects(startLegacy({ ...base, config: { legacy: { mllp: [listener] } } }), /audit/);
+    await assert.rejects(startLegacy({ ...base, config: { legacy: { mllp: [listener] }, audit: auditSection({ hashKey: HASH_KEY, sinks: [{ kind: 'stdout' }] }) } }), /eventLog/);
+    const none = await startLegacy({ ...base, config: {} });
+    assert.deepEqual(none.listeners, []);
+    await registry.close();
   });
 });

@@ -2,30 +2,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { EPHEMERAL_PORTS, startSandbox, type Sandbox } from '../gateway/sandbox/index.ts';
+import type { Sandbox } from '../gateway/sandbox/index.ts';
+import { startShippedSandbox } from './shipped-sandbox.ts';
 import { problem, startGateway, writeConfig, type TestGateway } from './helpers.ts';
-
-/**
- * The shipped routes.yaml, end to end: the same file `npm start` runs, with the sandbox's fixed ports
- * swapped for ephemeral ones so the test never collides with a running sandbox.
- */
-export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGateway }> {
-  const sb = await startSandbox({ ports: EPHEMERAL_PORTS, erpRequiresGatewayToken: true });
-  const origin = (u: string) => new URL(u).origin;
-  const yaml = readFileSync('routes.yaml', 'utf8')
-    .replaceAll('http://127.0.0.1:9100', origin(sb.urls.idp))
-    .replaceAll('http://127.0.0.1:9101', origin(sb.urls.ehr))
-    .replaceAll('http://127.0.0.1:9102', origin(sb.urls.billing))
-    .replaceAll('http://127.0.0.1:9103', origin(sb.urls.erp))
-    .replace('admin: { port: 9901 }', 'admin: { port: 0 }');
-  // The config references schema files relative to itself: give the temp copy the repository's schemas.
-  const file = writeConfig(yaml);
-  symlinkSync(resolve('schemas'), join(dirname(file), 'schemas'));
-  // …and the sandbox key the gateway signs its ERP client assertions with (upstreams.erp.auth).
-  symlinkSync(resolve('gateway'), join(dirname(file), 'gateway'));
-  const gw = await startGateway(yaml, { file });
-  return { sb, gw };
-}
 
 describe('sandbox routes.yaml end to end (the README flows)', () => {
   let sb: Sandbox;

@@ -9,7 +9,7 @@ import { dpopProof, generateDpopKey } from '../gateway/lib/dpop-proof.ts';
 import type { Sandbox } from '../gateway/sandbox/index.ts';
 import type { TestGateway } from './helpers.ts';
 import { tempDir } from './helpers.ts';
-import { startShippedSandbox } from './sandbox-e2e.test.ts';
+import { startShippedSandbox } from './shipped-sandbox.ts';
 
 const run = promisify(execFile);
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';

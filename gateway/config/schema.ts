@@ -6,6 +6,7 @@
 import { auditSectionSchema } from '../audit/schema.ts';
 import { projectionSchema } from '../lib/projection.ts';
 import { minimizationSchema } from '../../policies/minimize/profiles.ts';
+import { telemetrySectionSchema } from '../ops/telemetry-schema.ts';
 import { legacySectionSchema } from '../legacy/schema.ts';
 import { upstreamAuthSchema } from '../upstream/auth/schema.ts';
 import { serverTlsSchema } from '../http/tls.ts';
@@ -215,6 +216,7 @@ export const configSchema = {
     plugins: { type: 'array', items: { type: 'string' }, default: [], description: 'Extra plugin modules: paths (relative to this file) or package names' },
     audit: auditSectionSchema,
     minimization: minimizationSchema,
+    telemetry: telemetrySectionSchema,
     legacy: legacySectionSchema,
     fhir: fhirSectionSchema,
     sandbox: { type: 'object', description: 'Sandbox settings (npm start only)' },

@@ -49,7 +49,10 @@ const normalHost = (h: string) => h.trim().toLowerCase();
 export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: ReadonlyMap<string, Upstream>, opts: PublicLinksOptions): PublicLinks {
   const configuredBase = opts.publicBaseUrl?.replace(/\/+$/, '');
   const allowed = new Set((opts.allowedHosts ?? []).map(normalHost));
-  const bases = [...upstreams.values()].map((u) => ({ upstream: u, origin: u.url.origin.toLowerCase(), path: u.url.pathname.replace(/\/+$/, '') }));
+  const bases = [...upstreams.values()].map((u) => {
+    const path = u.url.pathname.replace(/\/+$/, '');
+    return { upstream: u, origin: u.url.origin.toLowerCase(), path, prefix: u.url.origin + path };
+  });
 
   // System routes that answer GET with one upstream call are the public names of upstream resources.
   // Built on first use: the compiler hands over its route list while it is still filling it.
@@ -103,17 +106,34 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
     return undefined;
   }
 
+  /** Fast path for the common case, a URL spelled exactly as the upstream's base: no URL parse. */
+  function splitUnderBase(raw: string): { upstream: Upstream; rel: string; search: string } | undefined {
+    for (const b of bases) {
+      if (!raw.startsWith(b.prefix)) continue;
+      const rest = raw.slice(b.prefix.length);
+      if (rest !== '' && rest[0] !== '/' && rest[0] !== '?') continue;
+      if (rest.includes('#') || rest.includes('\\') || rest.includes('%') || rest.includes('/.')) return undefined; // let the URL parser normalise it
+      const q = rest.indexOf('?');
+      return { upstream: b.upstream, rel: (q === -1 ? rest : rest.slice(0, q)) || '/', search: q === -1 ? '' : rest.slice(q) };
+    }
+    return undefined;
+  }
+
   /** An upstream URL → the public URL of the governing route, or undefined. */
   function mapUrl(raw: string, route: CompiledRoute, base: string | undefined): string | undefined {
     if (!base) return undefined;
-    let u: URL;
-    try {
-      u = new URL(raw);
-    } catch {
-      return undefined;
+    let into = splitUnderBase(raw);
+    if (!into) {
+      let u: URL;
+      try {
+        u = new URL(raw);
+      } catch {
+        return undefined;
+      }
+      const parsed = intoUpstream(u);
+      if (!parsed) return undefined;
+      into = { ...parsed, search: u.search };
     }
-    const into = intoUpstream(u);
-    if (!into) return undefined;
     for (const g of candidatesFor(route)) {
       if (g.upstream !== into.upstream) continue;
       let m: ReturnType<Governed['matchTarget']>;
@@ -126,7 +146,7 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
       const params: Record<string, string> = {};
       for (const [k, v] of Object.entries(m.params)) if (typeof v === 'string') params[k] = v;
       if (!g.routeParams.every((p) => params[p] !== undefined)) continue;
-      return base + g.toPublic(params) + u.search;
+      return base + g.toPublic(params) + into.search;
     }
     return undefined;
   }
@@ -186,7 +206,9 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
       }
       const r = walk(x, k, route, base, k === 'fullUrl' || (key === 'response' && k === 'location'));
       // `__proto__` is data here (JSON.parse made it an own key): define it, never assign it.
-      if (r !== REMOVE) Object.defineProperty(out, k, { value: r, enumerable: true, writable: true, configurable: true });
+      if (r === REMOVE) continue;
+      if (k === '__proto__') Object.defineProperty(out, k, { value: r, enumerable: true, writable: true, configurable: true });
+      else out[k] = r;
     }
     return out;
   }

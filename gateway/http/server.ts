@@ -18,6 +18,8 @@ import { createExchange, requestIdOf, traceparentOf } from '../pipeline/exchange
 import { createLogger } from '../ops/logger.ts';
 import { createMetrics, type Metrics } from '../ops/metrics.ts';
 import { createAdminApp, listenAdmin, mountHealth, type OpsDeps, type Readiness } from '../ops/admin.ts';
+import { createTelemetry, type Telemetry } from '../ops/telemetry.ts';
+import type { TelemetryConfig } from '../ops/telemetry-schema.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { holdResponse } from './hold-response.ts';
@@ -55,6 +57,7 @@ function restartOnlyChanges(a: GatewayConfig, b: GatewayConfig): string[] {
   const out = keys.filter((k) => a.server[k] !== b.server[k]).map((k) => `server.${k}`);
   if (a.server.admin?.port !== b.server.admin?.port || a.server.admin?.host !== b.server.admin?.host) out.push('server.admin');
   if (!isDeepStrictEqual(a.store, b.store)) out.push('store');
+  if (!isDeepStrictEqual(a.telemetry, b.telemetry)) out.push('telemetry');
   return out;
 }
 
@@ -77,6 +80,8 @@ export class Gateway {
   /** Audit trails live as long as the gateway, so the hash chain continues across reloads. */
   readonly audit: AuditRegistry;
   store!: Store;
+  /** Undefined when `telemetry.otlp` is not configured: nothing traces, nothing is loaded. */
+  telemetry?: Telemetry;
   private current!: Generation;
   private server?: http.Server;
   private connections?: ReturnType<typeof trackConnections>;
@@ -104,10 +109,12 @@ export class Gateway {
     const logger = opts.logger ?? createLogger({ level: loaded.config.server.logLevel });
     const gw = new Gateway(opts, logger);
     gw.store = await createStore(loaded.config.store, logger, { onEvict: () => gw.metrics.storeEvictions.inc() });
+    gw.telemetry = await createTelemetry(loaded.config.telemetry as TelemetryConfig | undefined, logger);
     try {
       gw.current = { compiled: await compileConfig(loaded, gw.deps()), inflight: 0, retired: false };
     } catch (err) {
       await gw.store.close();
+      await gw.telemetry?.close();
       throw err;
     }
     gw.applyServerSettings(loaded.config);
@@ -196,7 +203,9 @@ export class Gateway {
     if (m.kind === 'none') return fail(new RouteNotFound());
     if (m.kind === 'method-not-allowed') return fail(new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }));
 
-    const ex = createExchange({ id, traceparent: traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
+    const span = this.telemetry?.startRequest(req, m.route);
+    const ex = createExchange({ id, traceparent: span?.traceparent ?? traceparentOf(req), req, res, route: m.route, params: m.params, rawQuery: q === -1 ? '' : url.slice(q + 1), ip: req.ip ?? '' });
+    if (span) ex.trace = span;
     gen.inflight++;
     this.inflightTotal++;
     this.liveResponses.add(res);
@@ -291,6 +300,7 @@ export class Gateway {
       m.overhead.observe(Math.max(0, seconds - (ex.upstream.latencyMs ?? 0) / 1000));
     }
     const done = () => {
+      ex.trace?.end({ 'http.response.status_code': ex.status ?? 0 }, (ex.status ?? 0) >= 500 ? (ex.error ?? 'error') : undefined);
       gen.inflight--;
       this.inflightTotal--;
       if (gen.retired && gen.inflight === 0) void gen.compiled.close();
@@ -410,5 +420,6 @@ export class Gateway {
     this.adminServer?.closeAllConnections();
     await new Promise<void>((r) => (this.adminServer ? this.adminServer.close(() => r()) : r()));
     await this.store.close();
+    await this.telemetry?.close();
   }
 }

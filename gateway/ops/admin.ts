@@ -7,6 +7,7 @@ import { RouteNotFound, Unauthorized, Unprocessable } from '../sdk/errors.ts';
 import type { Metrics } from './metrics.ts';
 import type { ReloadResult } from './reload.ts';
 import { writeProblem } from '../http/problem.ts';
+import { mountConsole } from '../console/index.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -113,6 +114,7 @@ export function createAdminApp(deps: AdminDeps): Express {
     if (result.ok) return void res.json(result);
     writeProblem(res, new Unprocessable({ detail: 'The new config was rejected; the running config keeps serving', reason: 'config-invalid', extensions: { version: result.version, issues: result.issues } }));
   });
+  mountConsole(app, { ...deps, routes: () => describeRoutes(deps.compiled()) });
   app.use((_req: Request, res: Response) => writeProblem(res, new RouteNotFound()));
   return app;
 }

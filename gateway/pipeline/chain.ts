@@ -1,4 +1,4 @@
-import type { CompiledChain, Exchange, PolicyHandler, ResponseBody } from '../sdk/types.ts';
+import type { CompiledChain, Exchange, PolicyHandler, ResponseBody, TraceSpan } from '../sdk/types.ts';
 import { toGatewayError } from '../sdk/errors.ts';
 import type { Logger } from 'winston';
 
@@ -27,15 +27,32 @@ export function buildChain(entries: Array<{ name: string; handler: PolicyHandler
 
 /** Runs the steps in order; a throwing policy is recorded as the denier and its error propagates. */
 async function runDenying(steps: ReadonlyArray<{ name: string; run(ex: Exchange, response?: ResponseBody): void | Promise<void> }>, ex: Exchange, response?: ResponseBody): Promise<void> {
+  const phase = response ? 'response' : 'request';
   for (const step of steps) {
     try {
+      const startMs = ex.trace ? performance.now() : 0;
       const r = step.run(ex, response);
-      if (r) await r;
+      if (r) await (ex.trace ? traced(ex.trace, step.name, phase, startMs, r) : r);
     } catch (err) {
       ex.deniedBy ??= step.name;
       throw toGatewayError(err);
     }
   }
+}
+
+/**
+ * A span for a policy step that went asynchronous (it did I/O: a key fetch, a store call, a consent
+ * look-up); synchronous steps get none. Started when the step began, so its time is the step's own.
+ */
+function traced(trace: TraceSpan, policy: string, phase: string, startMs: number, work: Promise<void>): Promise<void> {
+  const span = trace.child(`policy ${policy}`, { 'hcgw.policy': policy, 'hcgw.phase': phase }, startMs);
+  return work.then(
+    () => span.end(),
+    (err: unknown) => {
+      span.end(undefined, err);
+      throw err;
+    },
+  );
 }
 
 export function runRequestPhase(chain: CompiledChain, ex: Exchange): Promise<void> {

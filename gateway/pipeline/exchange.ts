@@ -80,6 +80,7 @@ class GatewayExchange implements Exchange {
   status?: number;
   error?: Exchange['error'];
   deniedBy?: string;
+  trace?: Exchange['trace'];
   replay?: Exchange['replay'];
   private readonly rawQuery: string;
   private parsedQuery?: URLSearchParams;

@@ -101,6 +101,8 @@ async function assertionAuth(form: URLSearchParams, audiences: string[], seenJti
     const key = createPublicKey(readFileSync(client.keyFile));
     const { payload } = await jwtVerify(assertion, key, { issuer: id, subject: id, audience: audiences, requiredClaims: ['exp', 'jti'], maxTokenAge: '5m' });
     if (seenJti.has(payload.jti!)) throw new Error('replayed assertion');
+    // Assertions live at most 5 minutes (maxTokenAge): a bounded memory of recent jtis is enough for a dev IdP.
+    if (seenJti.size >= 10_000) seenJti.clear();
     seenJti.add(payload.jti!);
   } catch { throw invalidClient(); }
   return { id, client };

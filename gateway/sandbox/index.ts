@@ -1,11 +1,12 @@
 /**
- * The sandbox: demo EHR, billing and ERP upstreams plus the dev IdP, all on loopback with synthetic data.
+ * The sandbox: demo EHR, billing, ERP and payer upstreams plus the dev IdP, all on loopback with synthetic data.
  * Run standalone with `tsx gateway/sandbox/index.ts`; the gateway CLI starts it with `--sandbox`.
  */
 import { pathToFileURL } from 'node:url';
 import { startBilling } from './billing.ts';
 import { startEhr } from './ehr.ts';
 import { startErp } from './erp.ts';
+import { startPayer } from './payer.ts';
 import { LOOPBACK, type UpstreamServer } from './http.ts';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { ERP_AUDIENCE, startIdp, type DevIdp } from './idp.ts';
@@ -13,19 +14,20 @@ import { ERP_AUDIENCE, startIdp, type DevIdp } from './idp.ts';
 export { startBilling } from './billing.ts';
 export { startEhr, FHIR_JSON } from './ehr.ts';
 export { startErp } from './erp.ts';
+export { startPayer } from './payer.ts';
 export { startIdp, DEV_CLIENTS, DEFAULT_AUDIENCE, ERP_AUDIENCE, type DevIdp, type DevClient, type MintOptions } from './idp.ts';
 export type { Fault, Stats, UpstreamServer } from './http.ts';
 
-export interface SandboxPorts { idp?: number; ehr?: number; billing?: number; erp?: number }
-export const DEFAULT_PORTS = { idp: 9100, ehr: 9101, billing: 9102, erp: 9103 } as const;
+export interface SandboxPorts { idp?: number; ehr?: number; billing?: number; erp?: number; payer?: number }
+export const DEFAULT_PORTS = { idp: 9100, ehr: 9101, billing: 9102, erp: 9103, payer: 9104 } as const;
 /** All ports ephemeral, for tests. */
-export const EPHEMERAL_PORTS: Required<SandboxPorts> = { idp: 0, ehr: 0, billing: 0, erp: 0 };
+export const EPHEMERAL_PORTS: Required<SandboxPorts> = { idp: 0, ehr: 0, billing: 0, erp: 0, payer: 0 };
 
 export interface Sandbox {
-  urls: { idp: string; ehr: string; billing: string; erp: string };
+  urls: { idp: string; ehr: string; billing: string; erp: string; payer: string };
   idp: DevIdp;
   /** Direct handles for faults, stats and per-upstream reset. */
-  upstreams: { ehr: UpstreamServer; billing: UpstreamServer; erp: UpstreamServer };
+  upstreams: { ehr: UpstreamServer; billing: UpstreamServer; erp: UpstreamServer; payer: UpstreamServer };
   close(): Promise<void>;
   /** Seed data back, faults cleared, stats zeroed on every server (IdP keys are kept). */
   reset(): void;
@@ -60,6 +62,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const results = await Promise.allSettled([
     idpStarted, startEhr({ host, port: port('ehr') }),
     startBilling({ host, port: port('billing') }), startErp({ host, port: port('erp'), verifyToken }),
+    startPayer({ host, port: port('payer') }),
   ]);
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -68,11 +71,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await Promise.all(started.map((s) => s.close()));
     throw failed.reason;
   }
-  const [idp, ehr, billing, erp] = started as [DevIdp, UpstreamServer, UpstreamServer, UpstreamServer];
-  const all = [idp, ehr, billing, erp];
+  const [idp, ehr, billing, erp, payer] = started as [DevIdp, UpstreamServer, UpstreamServer, UpstreamServer, UpstreamServer];
+  const all = [idp, ehr, billing, erp, payer];
   return {
-    urls: { idp: idp.url, ehr: ehr.url, billing: billing.url, erp: erp.url },
-    idp, upstreams: { ehr, billing, erp },
+    urls: { idp: idp.url, ehr: ehr.url, billing: billing.url, erp: erp.url, payer: payer.url },
+    idp, upstreams: { ehr, billing, erp, payer },
     close: async () => { await Promise.all(all.map((s) => s.close())); },
     reset: () => all.forEach((s) => s.reset()),
   };

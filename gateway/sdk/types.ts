@@ -43,6 +43,18 @@ export interface ConsentDecision {
 }
 
 /**
+ * One span of the request's trace (gateway/ops/telemetry.ts); present only when telemetry is on, so code
+ * that traces writes `ex.trace?.child(…)` and costs one property check when it is off.
+ */
+export interface TraceSpan {
+  /** W3C traceparent naming this span as the parent: what an upstream call made inside it sends. */
+  readonly traceparent: string;
+  /** A child span; `startMs` (performance.now()) back-dates it to when the work began. */
+  child(name: string, attributes?: Record<string, string | number | boolean>, startMs?: number): TraceSpan;
+  end(attributes?: Record<string, string | number | boolean>, error?: unknown): void;
+}
+
+/**
  * Per-request state shared by the policies of one chain. Policies exchange data only through these
  * typed slots, never through ad-hoc properties on the request.
  */
@@ -93,6 +105,8 @@ export interface Exchange {
   deniedBy?: string;
   /** Per-policy private state, keyed by the policy instance. */
   readonly locals: Map<object, unknown>;
+  /** The request's span when telemetry is on (`telemetry.otlp`), else undefined. */
+  trace?: TraceSpan;
 }
 
 /** A buffered JSON response on its way back to the client; onResponse handlers may replace `body`. */

@@ -69,6 +69,14 @@ const REASON_OF: Record<string, string> = { connect: 'connect-failed', reset: 'r
 /** The outcome reason of a value a path or query needs but the scope lacks (see missingValueKind). */
 const MISSING_REASON = { principal: 'missing-principal-context', request: 'missing-input', step: 'missing-value' } as const;
 
+/** The step as a span (when tracing): its upstream calls are siblings under the request span. */
+async function tracedStep(step: Step, scope: TemplateScope, ex: Exchange, signal: AbortSignal, ctx: TargetContext): Promise<Outcome> {
+  const span = ex.trace?.child(`step ${step.name}`, { 'hcgw.step': step.name, 'hcgw.upstream': step.upstream.name });
+  const outcome = await runStep(step, scope, ex, signal, ctx);
+  span?.end({ 'hcgw.step.outcome': outcome.ok ? 'ok' : outcome.reason }, outcome.ok ? undefined : { reason: outcome.reason });
+  return outcome;
+}
+
 async function runStep(step: Step, scope: TemplateScope, ex: Exchange, signal: AbortSignal, ctx: TargetContext): Promise<Outcome> {
   const path = step.path(scope);
   if (path === undefined) return { ok: false, reason: MISSING_REASON[missingValueKind(step.path)] };
@@ -136,7 +144,7 @@ async function run(plan: Plan, ex: Exchange, ctx: TargetContext): Promise<Respon
       step.name,
       depsDone.then(async (deps) => {
         if (stop.signal.aborted) return false;
-        const outcome: Outcome = deps.every(Boolean) ? await runStep(step, scope, ex, stop.signal, ctx) : { ok: false, reason: 'dependency-failed' };
+        const outcome: Outcome = deps.every(Boolean) ? await tracedStep(step, scope, ex, stop.signal, ctx) : { ok: false, reason: 'dependency-failed' };
         if (outcome.ok) {
           scope.steps[step.name] = outcome.result;
           return true;

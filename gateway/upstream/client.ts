@@ -35,9 +35,10 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
   const url = new URL(upstream.base + call.path + qs);
   const payload = call.body === undefined ? undefined : Buffer.from(JSON.stringify(call.body));
   const headers: Record<string, string> = { accept: 'application/json, application/fhir+json', 'accept-encoding': 'identity', ...call.headers, ...credentials?.headers };
+  const span = ex?.trace?.child(`upstream ${upstream.name}`, { 'hcgw.upstream': upstream.name, 'http.request.method': call.method });
   if (ex) {
     headers['x-request-id'] = ex.id;
-    headers.traceparent = ex.traceparent;
+    headers.traceparent = span?.traceparent ?? ex.traceparent;
     Object.assign(headers, forwardingHeaders(ex));
   }
   if (payload) {
@@ -49,8 +50,8 @@ function sendOnce(upstream: Upstream, call: UpstreamCall, ex: Exchange | undefin
   const lib = url.protocol === 'https:' ? https : http;
   return new Promise<ResponseBody>((resolveCall, rejectCall) => {
     let settled = false;
-    const resolve = (v: ResponseBody) => ((settled = true), resolveCall(v));
-    const reject = (e: GatewayError) => ((settled = true), rejectCall(e));
+    const resolve = (v: ResponseBody) => ((settled = true), span?.end({ 'http.response.status_code': v.status }), resolveCall(v));
+    const reject = (e: GatewayError) => ((settled = true), span?.end(undefined, e), rejectCall(e));
     let timedOut = false;
     let tooLarge = false;
     const fail = (kind: string, err: GatewayError) => {

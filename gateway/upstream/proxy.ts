@@ -44,7 +44,9 @@ function bodiless(ex: Exchange): boolean {
  * 206, 412) and so without the response phase: a HEAD or `If-None-Match` on another patient's record must
  * not answer differently from the GET that the policies refuse.
  */
-const CONDITIONAL = ['if-none-match', 'if-modified-since', 'if-range', 'range'];
+const CONDITIONAL = ['if-none-match', 'if-modified-since'];
+/** A part of a JSON body can be neither parsed nor have its URLs rewritten: bodies are asked for whole. */
+const PARTIAL = ['range', 'if-range'];
 
 function connectionListed(headers: IncomingMessage['headers']): string[] {
   const c = headers.connection;
@@ -90,6 +92,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     // A DPoP proof is bound to this gateway's URL and the caller's key: meaningless (and replayable) further on.
     delete headers.dpop;
     if (buffer) for (const h of CONDITIONAL) delete headers[h];
+    for (const h of PARTIAL) delete headers[h];
     replaceForwarding(headers, ex);
     // Every JSON body is re-serialised (URL rewriting, and on buffer routes the policies): ask for identity so
     // it can be parsed without inflating it, and so no compressed body slips past either.
@@ -252,6 +255,8 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     done.catch(() => undefined); // awaited only by the caller of the pass that was answered
     let hasAnswer = false;
     let settled = false;
+    // The upstream span of this attempt: from sending until the response headers (the upstream's time).
+    const span = ex.trace?.child(`upstream ${upstream.name}`, { 'hcgw.upstream': upstream.name, 'http.request.method': ex.method });
     const state: InFlight = {
       ex,
       sentAt: performance.now(),
@@ -259,26 +264,36 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       retryableCredentials: retryAuth ? credentials : undefined,
       answered(status) {
         hasAnswer = true;
+        span?.end({ 'http.response.status_code': status });
         answer({ status, done });
       },
       refused() {
         hasAnswer = settled = true;
+        span?.end({ 'http.response.status_code': 401 });
         answer({ status: 401, done: Promise.resolve('streamed'), refused: true });
       },
       resolve(result = 'streamed') {
         if (settled) return;
         settled = true;
-        if (!hasAnswer) failEarly(new BadGateway({ reason: ABORTED }));
+        if (!hasAnswer) {
+          span?.end(undefined, ABORTED);
+          failEarly(new BadGateway({ reason: ABORTED }));
+        }
         finish(result);
       },
       reject(e) {
         if (settled) return;
         settled = true;
         if (hasAnswer) failLate(e);
-        else failEarly(e);
+        else {
+          span?.end(undefined, e);
+          failEarly(e);
+        }
       },
     };
     const req = outgoing(ex, credentials);
+    // The upstream sees this attempt's span as its parent (outgoing() set the request span's).
+    if (span) req.headers.traceparent = span.traceparent;
     inflight.set(req, state);
     middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
     return { state, answer$ };
