@@ -33,10 +33,10 @@ function trailWith(sinks: Array<Record<string, unknown>>, extra: { stdout?: Pass
 /** The JSON lines a fake SIEM received, in arrival order. */
 const receivedLines = (siem: TestUpstream) => siem.requests.flatMap((r) => r.body.split('\n').filter(Boolean));
 
-async function verifyLines(ls: string[]) {
+async function verifyLines(ls: string[], partial = false) {
   const file = join(tempDir('hcgw-siem-'), 'received.log');
   writeFileSync(file, `${ls.join('\n')}\n`);
-  return verifyAuditFiles([file]);
+  return verifyAuditFiles([file], { partial });
 }
 
 describe('audit sinks', () => {
@@ -95,7 +95,7 @@ describe('audit sinks', () => {
     t.append(10);
     await waitFor(async () => (await counter(t.metrics, 'hcgw_audit_records_dropped_total', { reason: 'overflow' })) === 7, 5000, '7 overflow drops');
     assert.equal(t.trail.healthy, false);
-    assert.ok((await counter(t.metrics, 'hcgw_audit_sink_failures_total', { sink: 'http', kind: 'network' })) >= 1);
+    await waitFor(async () => (await counter(t.metrics, 'hcgw_audit_sink_failures_total', { sink: 'http', kind: 'network' })) >= 1, 5000, 'a failed POST');
     assert.ok(log.lines.some((l) => l.includes('audit records are being dropped')));
     const t0 = Date.now();
     await t.registry.close();
@@ -103,7 +103,7 @@ describe('audit sinks', () => {
     assert.equal(await counter(t.metrics, 'hcgw_audit_records_dropped_total', { reason: 'shutdown' }), 3);
   });
 
-  test('http: a batch the SIEM rejects (4xx) is dropped and counted, the next one still goes', async () => {
+  test('http: a batch the SIEM rejects (4xx) is dropped, counted and bridged by a gap entry; the next one still goes', async () => {
     let calls = 0;
     const siem = await startUpstream((_req, res) => {
       res.statusCode = ++calls === 1 ? 400 : 200;
@@ -115,14 +115,19 @@ describe('audit sinks', () => {
       await waitFor(() => calls >= 1, 5000, 'first POST');
       t.append(2, 2);
       await t.registry.close();
-      assert.equal(calls, 2, 'the rejected batch was not retried');
       assert.equal(await counter(t.metrics, 'hcgw_audit_records_dropped_total', { sink: 'http', reason: 'rejected' }), 2);
+      const after = receivedLines(siem).slice(2);
       assert.deepEqual(
-        receivedLines(siem)
-          .slice(2)
-          .map((l) => JSON.parse(l).n),
-        [2, 3],
+        after.map((l) => JSON.parse(l).n),
+        [undefined, 2, 3],
+        'the rejected batch was not retried',
       );
+      assert.deepEqual(
+        (({ chain, count, reason }) => ({ chain, count, reason }))(JSON.parse(after[0])),
+        { chain: 'gap', count: 2, reason: 'rejected by the sink' },
+      );
+      const r = await verifyLines(after, true);
+      assert.ok(r.ok && r.records === 2 && r.notes?.length === 1, `the rejected records' own lines, then a gap entry standing for them: ${JSON.stringify(r)}`);
     } finally {
       await siem.close();
     }
@@ -146,7 +151,7 @@ describe('audit sinks', () => {
     const t = trailWith([{ kind: 'file', path: join(dir, 'not-a-dir', 'audit.log'), maxBufferRecords: 2, retryInitialMs: 20, closeTimeoutMs: 100 }]);
     t.append(5);
     await waitFor(async () => (await counter(t.metrics, 'hcgw_audit_records_dropped_total', { reason: 'overflow' })) === 3, 5000, 'overflow drops');
-    assert.ok((await counter(t.metrics, 'hcgw_audit_sink_failures_total', { sink: 'file', kind: 'open' })) >= 2);
+    await waitFor(async () => (await counter(t.metrics, 'hcgw_audit_sink_failures_total', { sink: 'file', kind: 'open' })) >= 2, 5000, 'a retried open');
     assert.equal(t.trail.healthy, false);
     await t.registry.close();
   });

@@ -35,3 +35,38 @@ export function seal(record: object, prev: string): { line: string; hash: string
   const hash = sha256(body);
   return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
+
+/**
+ * Entries of the chain's own kind, next to the audit records (whatever their shape): `gap` stands for
+ * records a sink could not keep (count, time span, reason), `segment` for a chain that restarted without
+ * the previous record (the file was unreadable when this writer started). Each is sealed like a record,
+ * links to the entry before it, and names in `resume` the hash the entry after it links to, so the
+ * chain stays verifiable and the hole is stated in the file itself instead of looking like tampering.
+ */
+export type ChainMarker =
+  | { chain: 'gap'; count: number; reason: string; from: string; to: string; resume: string }
+  | { chain: 'segment'; reason: string; resume: string };
+
+const HASH = /^[0-9a-f]{64}$/;
+
+/** The marker a parsed entry is, or undefined for an ordinary record (or a malformed marker). */
+export function markerOf(rec: Record<string, unknown>): ChainMarker | undefined {
+  if (rec.chain !== 'gap' && rec.chain !== 'segment') return undefined;
+  return typeof rec.resume === 'string' && HASH.test(rec.resume) ? (rec as unknown as ChainMarker) : undefined;
+}
+
+/** Canonical JSON sorts `chain` before every other key of a marker, and records have no such key. */
+export const isMarkerLine = (line: string): boolean => line.startsWith('{"chain":');
+
+/** `seal()` puts the hash last: `…,"hash":"<64 hex>"}`. */
+export const hashOfLine = (line: string): string => line.slice(-66, -2);
+
+/** The `prev` of a sealed line (parsed: canonical key order puts it anywhere). */
+export function prevOfLine(line: string): string | undefined {
+  try {
+    const prev = (JSON.parse(line) as { prev?: unknown }).prev;
+    return typeof prev === 'string' ? prev : undefined;
+  } catch {
+    return undefined;
+  }
+}

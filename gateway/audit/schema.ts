@@ -31,6 +31,12 @@ const fileSink = {
       default: 104857600,
       description: 'Rotate when the file would grow past this many bytes (0: never); the chain continues into the next file',
     },
+    spillPath: {
+      type: 'string',
+      minLength: 1,
+      description: 'Second file (best on another file system) that takes records while `path` cannot be written (disk full); moved back into `path`, in order, once it can',
+    },
+    spillMaxBytes: { type: 'integer', minimum: 4096, default: 268435456, description: 'Most bytes the spill file holds; beyond, records wait in the buffer' },
     ...bufferProps,
   },
 } as const;
@@ -78,6 +84,12 @@ export const auditSectionSchema = {
       'x-secret': true,
       description: 'HMAC-SHA256 key for patient identifiers (and patient subjects); give it as "${env:NAME}" or "${file:/path}"',
     },
+    durability: {
+      enum: ['batched', 'before-response'],
+      default: 'batched',
+      description:
+        'batched: records are written after the response, at most flushIntervalMs later (a crash loses that window); before-response: each response is held until its record was appended to every file sink (write(2), not fsync)',
+    },
     flushIntervalMs: {
       type: 'integer',
       minimum: 0,
@@ -116,6 +128,8 @@ export interface FileSinkConfig extends BufferOptions {
   kind: 'file';
   path: string;
   maxBytes: number;
+  spillPath?: string;
+  spillMaxBytes: number;
 }
 export interface StdoutSinkConfig extends BufferOptions {
   kind: 'stdout';
@@ -132,6 +146,7 @@ export type AuditSinkConfig = FileSinkConfig | StdoutSinkConfig | HttpSinkConfig
 export interface AuditConfig {
   source?: string;
   hashKey: string;
+  durability: 'batched' | 'before-response';
   flushIntervalMs: number;
   sinks: AuditSinkConfig[];
 }

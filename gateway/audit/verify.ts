@@ -1,10 +1,29 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { GENESIS, recordHash } from './chain.ts';
+import { GENESIS, markerOf, recordHash } from './chain.ts';
+
+/** A gap or segment entry found on the way: the chain holds, and says where it does not hold records. */
+export interface ChainNote {
+  kind: 'gap' | 'segment';
+  file: string;
+  line: number;
+  reason: string;
+  /** gap: how many records are missing, and when they were dropped. */
+  count?: number;
+  from?: string;
+  to?: string;
+}
 
 export type VerifyResult =
-  | { ok: true; records: number; head: string }
-  | { ok: false; records: number; file: string; line: number; reason: string };
+  | { ok: true; records: number; head: string; notes?: ChainNote[] }
+  | { ok: false; records: number; file: string; line: number; reason: string; notes?: ChainNote[] };
+
+/** One line per note, as `hcgw audit verify` prints them. */
+export function describeNote(n: ChainNote): string {
+  const at = `${n.file}:${n.line}`;
+  if (n.kind === 'gap') return `gap of ${n.count} records (${n.reason}) between ${n.from} and ${n.to}, at ${at}`;
+  return `segment boundary (${n.reason}), at ${at}`;
+}
 
 export interface VerifyOptions {
   /**
@@ -22,12 +41,15 @@ export async function verifyAuditFiles(files: string[], opts: VerifyOptions = {}
   let prev: string | undefined = opts.partial ? undefined : GENESIS;
   let prevAt = 'the genesis value';
   let records = 0;
+  const notes: ChainNote[] = [];
+  /** Present only when there is something to say, so a clean chain reads as before. */
+  const noted = () => (notes.length ? { notes } : {});
   for (const file of files) {
     let lineNo = 0;
     const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
     const fail = (reason: string): VerifyResult => {
       lines.close();
-      return { ok: false, records, file, line: lineNo, reason };
+      return { ok: false, records, file, line: lineNo, reason, ...noted() };
     };
     try {
       for await (const text of lines) {
@@ -45,6 +67,16 @@ export async function verifyAuditFiles(files: string[], opts: VerifyOptions = {}
         if (prev !== undefined && rec.prev !== prev) {
           return fail(`chain broken: prev does not match ${prevAt} (a record was deleted or inserted here, or files are out of order)`);
         }
+        const marker = markerOf(rec);
+        if (rec.chain !== undefined && !marker) return fail('malformed chain entry (gap or segment without a valid resume hash)');
+        if (marker) {
+          // Sealed and linked like a record; the entry after it links to the hash it names.
+          const { count, from, to } = marker as { count?: number; from?: string; to?: string };
+          notes.push({ kind: marker.chain, file, line: lineNo, reason: String(marker.reason), count, from, to });
+          prev = marker.resume;
+          prevAt = `the resume hash of the ${marker.chain} entry at ${file}:${lineNo}`;
+          continue;
+        }
         prev = rec.hash;
         prevAt = `the hash of ${file}:${lineNo}`;
         records++;
@@ -53,5 +85,5 @@ export async function verifyAuditFiles(files: string[], opts: VerifyOptions = {}
       return fail(`cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
-  return { ok: true, records, head: prev ?? GENESIS };
+  return { ok: true, records, head: prev ?? GENESIS, ...noted() };
 }

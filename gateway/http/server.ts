@@ -23,6 +23,8 @@ import { createTelemetry, type Telemetry } from '../ops/telemetry.ts';
 import type { TelemetryConfig } from '../ops/telemetry-schema.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
+import { holdResponse } from './hold-response.ts';
+import { trackConnections } from './drain.ts';
 import { securityHeaders } from './security-headers.ts';
 import { serverTlsOptions } from './tls.ts';
 import { createFhirSurface, type FhirSurface } from '../fhir/index.ts';
@@ -63,8 +65,6 @@ function restartOnlyChanges(a: GatewayConfig, b: GatewayConfig): string[] {
   return out;
 }
 
-/** How long a closing server waits for requests on connections it accepted just before it stopped. */
-const ACCEPT_GRACE_MS = 250;
 
 interface Generation {
   compiled: CompiledGateway;
@@ -90,6 +90,7 @@ export class Gateway {
   events?: EventBackbone;
   private current!: Generation;
   private server?: http.Server;
+  private connections?: ReturnType<typeof trackConnections>;
   private adminServer?: http.Server;
   private bodyLimit = 1024 * 1024;
   /** `server.allowedHosts`, lower-cased; undefined answers every Host. */
@@ -221,6 +222,7 @@ export class Gateway {
     this.liveResponses.add(res);
     res.once('close', () => this.finish(ex, gen));
     const route = m.route;
+    if (route.chain.release.length) holdResponse(ex, route.chain.release, this.logger);
     try {
       route.target.prepare?.(ex);
       await this.readBody(ex);
@@ -298,8 +300,6 @@ export class Gateway {
 
   private finish(ex: Exchange, gen: Generation): void {
     this.liveResponses.delete(ex.res);
-    // A response that went out with keep-alive before the shutdown began leaves an idle connection behind.
-    if (this.closing) setImmediate(() => this.server?.closeIdleConnections());
     ex.status ??= ex.res.statusCode;
     const route = ex.route;
     const seconds = (performance.now() - ex.startedAt) / 1000;
@@ -333,6 +333,7 @@ export class Gateway {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     });
     this.server = server;
+    this.connections = trackConnections(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port ?? cfg.port, this.opts.host ?? cfg.host, () => resolve());
@@ -414,14 +415,16 @@ export class Gateway {
     this.closing = true;
     for (const res of this.liveResponses) if (!res.headersSent) res.setHeader('Connection', 'close');
     const server = this.server;
-    // Stop accepting first (in a cluster this takes the worker out of the primary's rotation) without
-    // http.Server.close()'s immediate cut of idle sockets: a connection accepted a moment ago is "idle"
-    // until its request arrives, and cutting it would reset a request the client already sent. A short
-    // grace lets those requests arrive; the ones that do are drained like the rest.
+    // Stop accepting first (in a cluster this takes the worker out of the primary's rotation). Then no
+    // connection is cut while a request may be crossing: busy ones answer with Connection: close (set
+    // above and by the request middleware) and close after their response; quiet ones are ended only
+    // once quiet for QUIET_MS. What is still open at drainMs is cut.
     const closed = server ? new Promise<void>((r) => net.Server.prototype.close.call(server, () => r())) : Promise.resolve();
-    await new Promise((r) => setTimeout(r, Math.min(ACCEPT_GRACE_MS, drainMs)));
-    server?.closeIdleConnections();
-    await this.drained(drainMs);
+    const until = performance.now() + drainMs;
+    while (performance.now() < until && (this.inflightTotal > 0 || (this.connections?.size ?? 0) > 0)) {
+      this.connections?.closeQuiet();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     server?.closeAllConnections();
     await closed;
     // Connections cut above still run their log phase: wait for it, so their audit records are written.

@@ -13,10 +13,12 @@ export function buildChain(entries: Array<{ name: string; handler: PolicyHandler
     .map((e) => ({ name: e.name, run: e.handler.onResponse!.bind(e.handler), allowed: allowDecision(e.name) }))
     .reverse();
   const log = entries.filter((e) => e.handler.onLog).map((e) => ({ name: e.name, run: e.handler.onLog!.bind(e.handler) }));
+  const release = entries.filter((e) => e.handler.beforeRelease).map((e) => ({ name: e.name, run: e.handler.beforeRelease!.bind(e.handler) }));
   return Object.freeze({
     request: Object.freeze(request) as CompiledChain['request'],
     response: Object.freeze(response) as CompiledChain['response'],
     log: Object.freeze(log) as CompiledChain['log'],
+    release: Object.freeze(release) as CompiledChain['release'],
     needsResponseBody: entries.some((e) => e.handler.needsResponseBody),
     needsRequestBody: entries.some((e) => e.handler.needsRequestBody),
     handlers: Object.freeze(entries.map((e) => e.handler)) as PolicyHandler[],

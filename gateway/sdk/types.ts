@@ -124,6 +124,11 @@ export interface PolicyHandler {
   onResponse?(exchange: Exchange, response: ResponseBody): void | Promise<void>;
   /** Runs after the response was sent, for every request (allowed or denied). Must not throw. */
   onLog?(exchange: Exchange): void | Promise<void>;
+  /**
+   * Runs when the response is complete and its end is held back (audit durability: before-response);
+   * resolving false withholds it: a 503 if nothing was sent yet, else the connection is cut.
+   */
+  beforeRelease?(exchange: Exchange): Promise<boolean>;
   /** True when onResponse needs the parsed JSON response body (the route then buffers it). */
   readonly needsResponseBody?: boolean;
   /** True when onRequest needs the request body (`exchange.body` / `exchange.json`). */
@@ -275,6 +280,7 @@ export interface CompiledChain {
   readonly request: Array<{ name: string; run: NonNullable<PolicyHandler['onRequest']>; allowed: PolicyDecision }>;
   readonly response: Array<{ name: string; run: NonNullable<PolicyHandler['onResponse']>; allowed: PolicyDecision }>;
   readonly log: Array<{ name: string; run: NonNullable<PolicyHandler['onLog']> }>;
+  readonly release: Array<{ name: string; run: NonNullable<PolicyHandler['beforeRelease']> }>;
   readonly needsResponseBody: boolean;
   readonly needsRequestBody: boolean;
   readonly handlers: PolicyHandler[];

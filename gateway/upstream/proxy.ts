@@ -168,10 +168,12 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     proxyRes.on('error', () => undefined);
     proxyRes.once('close', () => {
       if (proxyRes.complete || size > MAX_BUFFERED_RESPONSE || res.destroyed) return;
-      ex.upstream.error = 'reset';
-      metrics.upstreamErrors.inc({ upstream: upstream.name, kind: 'reset' });
+      const kind = state.timedOut ? 'timeout' : 'reset';
+      ex.upstream.error = kind;
+      metrics.upstreamErrors.inc({ upstream: upstream.name, kind });
+      // Rejected before the cut below, so the breaker counts an upstream failure, not a client that left.
+      state.reject(state.timedOut ? new GatewayTimeout({ reason: kind }) : new BadGateway({ reason: kind }));
       if (piped) res.destroy();
-      else state.reject(new BadGateway({ reason: 'reset' }));
     });
     if (piped) {
       // The route's policies (minimization, consent, compartment) must see the body to release it. A body
@@ -312,7 +314,9 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
       const clientGone = retries > 0 ? new AbortController() : undefined;
       ex.res.once('close', () => {
         if (!ex.res.writableFinished) {
-          // The client left before the response was complete: stop the upstream exchange too.
+          // The client left before the response was complete: stop the upstream exchange too. The pass
+          // ends as aborted, which tells the breaker nothing about the upstream.
+          current?.reject(new BadGateway({ reason: ABORTED }));
           current?.proxyReq?.destroy();
           clientGone?.abort();
         }

@@ -181,11 +181,26 @@ export interface ResilientCall {
 }
 
 /**
- * Runs `attempt` under the upstream's breaker and retry budget. `attempt` resolves once the upstream
- * answered (its status decides success), or rejects with a GatewayError; only transient errors (and 5xx
- * when allowed) are retried, after a jittered backoff, never once the caller aborted.
+ * Reports a non-5xx answer to the breaker. When the body is still on its way (`done`), the verdict waits
+ * for it: an upstream that resets, truncates or stalls after its headers is failing, and a half-open
+ * probe that hits such a body must re-open the breaker, not close it.
  */
-export async function callResilient<T extends { status: number }>(r: UpstreamResilience, call: ResilientCall, attempt: () => Promise<T>): Promise<T> {
+function judgeAnswer(breaker: CircuitBreaker | undefined, done: Promise<unknown> | undefined): void {
+  if (!breaker) return;
+  if (!done) return breaker.success();
+  done.then(
+    () => breaker.success(),
+    (err: unknown) => (isAborted(err) ? breaker.abandon() : breaker.failure()),
+  );
+}
+
+/**
+ * Runs `attempt` under the upstream's breaker and retry budget. `attempt` resolves once the upstream
+ * answered (its status, then its body's `done` when given, decide success), or rejects with a
+ * GatewayError; only transient errors (and 5xx when allowed) are retried, after a jittered backoff, never
+ * once the caller aborted.
+ */
+export async function callResilient<T extends { status: number; done?: Promise<unknown> }>(r: UpstreamResilience, call: ResilientCall, attempt: () => Promise<T>): Promise<T> {
   for (let n = 0; ; n++) {
     r.breaker?.admit();
     let value: T;
@@ -204,7 +219,7 @@ export async function callResilient<T extends { status: number }>(r: UpstreamRes
       continue;
     }
     if (value.status < 500) {
-      r.breaker?.success();
+      judgeAnswer(r.breaker, value.done);
       return value;
     }
     r.breaker?.failure();

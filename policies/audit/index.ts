@@ -1,4 +1,4 @@
-import { PolicyConfigError, createRecordBuilder, ServiceUnavailable, definePolicy, type AuditConfig, type PolicyHandler } from '../../gateway/sdk/index.ts';
+import { PolicyConfigError, createRecordBuilder, ServiceUnavailable, definePolicy, type AuditConfig, type Exchange, type PolicyHandler } from '../../gateway/sdk/index.ts';
 
 export interface AuditPolicyConfig {
   hashSubject: 'patient-context' | 'always';
@@ -40,6 +40,18 @@ export const auditPolicy = definePolicy({
       },
       close: () => lease.release(),
     };
+    if (trail.durability === 'before-response') {
+      // The record is written while the response's end is held back; the log phase then only records
+      // exchanges that never reached their end (the client left mid-response).
+      const recorded = new WeakSet<Exchange>();
+      handler.beforeRelease = (ex) => {
+        recorded.add(ex);
+        return trail.appendWritten(build(releasing(ex)));
+      };
+      handler.onLog = (ex) => {
+        if (!recorded.has(ex)) trail.append(build(ex));
+      };
+    }
     if (config.failMode === 'closed') {
       handler.onRequest = () => {
         if (!trail.healthy) throw new ServiceUnavailable({ reason: 'audit-unavailable', detail: 'The audit trail is unavailable; try again later' });
@@ -48,5 +60,14 @@ export const auditPolicy = definePolicy({
     return handler;
   },
 });
+
+/**
+ * The exchange as it will be once released: its status is final and the response is whole (the record
+ * is written just before the held-back end goes out, and a response that cannot be released has none).
+ */
+function releasing(ex: Exchange): Exchange {
+  const res = Object.create(ex.res, { writableFinished: { value: true } }) as Exchange['res'];
+  return Object.create(ex, { res: { value: res }, status: { value: ex.status ?? ex.res.statusCode } }) as Exchange;
+}
 
 export default auditPolicy;

@@ -1,6 +1,7 @@
 import type { Logger } from 'winston';
 import TransportStream from 'winston-transport';
 import type { Metrics } from '../../ops/metrics.ts';
+import { hashOfLine, isMarkerLine, prevOfLine, seal, type ChainMarker } from '../chain.ts';
 
 export interface SinkDeps {
   metrics: Metrics;
@@ -27,15 +28,29 @@ export class PermanentSinkError extends Error {
   }
 }
 
-/** A failure worth retrying; `kind` labels hcgw_audit_sink_failures_total. */
+/** A failure worth retrying; `kind` labels hcgw_audit_sink_failures_total, `why` is what a gap entry states. */
 export class SinkError extends Error {
   constructor(
     readonly kind: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; why?: string },
   ) {
     super(message, options);
+    this.why = options?.why;
   }
+  readonly why?: string;
+}
+
+/** Records dropped in a row, waiting to be stated by a gap entry in front of the next record kept. */
+interface PendingGap {
+  count: number;
+  /** `prev` of the first dropped line: where the gap entry links in. */
+  prev: string;
+  /** Hash of the last dropped line: what the next kept record links to. */
+  resume: string;
+  from: string;
+  to: string;
+  reason: string;
 }
 
 /**
@@ -56,6 +71,11 @@ export abstract class BufferedSink extends TransportStream {
   private closingUntil?: number;
   /** Records were dropped since the last successful delivery. */
   private losing = false;
+  private gap?: PendingGap;
+  /** The latest failure, in words a gap entry can carry ("disk full"); kept while a gap is open. */
+  private failure?: string;
+  /** Callers of `written()` by line hash (before-response durability); empty on the batched path. */
+  private readonly waiters = new Map<string, (ok: boolean) => void>();
 
   constructor(
     protected readonly opts: BufferOptions,
@@ -77,23 +97,72 @@ export abstract class BufferedSink extends TransportStream {
   }
 
   override log(info: { message: unknown }, callback: () => void): void {
-    this.enqueue(String(info.message));
+    this.accept(String(info.message));
     callback();
   }
 
-  private enqueue(line: string): void {
+  /**
+   * Queues one sealed line; false when the buffer is full and it was dropped. Dropped lines leave a hole
+   * in the chain, so the next line kept is preceded by a sealed gap entry that bridges it.
+   */
+  accept(line: string): boolean {
     if (this.buffer.length >= this.opts.maxBufferRecords) {
-      this.drop(1, 'overflow');
-      return;
+      this.noteGap([line], 'overflow');
+      return false;
     }
+    if (this.gap) this.buffer.push(this.gapLine(this.gap));
+    this.gap = undefined;
     this.buffer.push(line);
     this.pump();
+    return true;
   }
 
-  private drop(n: number, reason: string): void {
+  /** Resolves true once `line` (just accepted) is delivered, false if it was dropped instead. */
+  written(line: string): Promise<boolean> {
+    return new Promise((resolve) => this.waiters.set(hashOfLine(line), resolve));
+  }
+
+  private settle(lines: string[], ok: boolean): void {
+    if (!this.waiters.size) return;
+    for (const line of lines) {
+      const h = hashOfLine(line);
+      const w = this.waiters.get(h);
+      if (w) {
+        this.waiters.delete(h);
+        w(ok);
+      }
+    }
+  }
+
+  private noteGap(lines: string[], reason: string): void {
+    this.drop(lines, reason);
+    const now = new Date().toISOString();
+    this.gap ??= { count: 0, prev: prevOfLine(lines[0]) ?? '', resume: '', from: now, to: now, reason };
+    this.gap.count += lines.length;
+    this.gap.resume = hashOfLine(lines.at(-1)!);
+    this.gap.to = now;
+  }
+
+  /** The reason is settled when the gap closes: a burst may overflow the buffer before the write fails. */
+  private gapLine(g: PendingGap): string {
+    const reason = g.reason === 'overflow' ? (this.failure ?? 'sink too slow') : g.reason;
+    this.failure = undefined;
+    const marker: ChainMarker = { chain: 'gap', count: g.count, reason, from: g.from, to: g.to, resume: g.resume };
+    return seal(marker, g.prev).line;
+  }
+
+  private drop(lines: string[], reason: string): void {
     if (!this.losing) this.deps.logger.error('audit records are being dropped', { sink: this.sinkName, reason, buffered: this.buffer.length });
     this.losing = true;
-    this.deps.metrics.auditDropped.inc({ sink: this.sinkName, reason }, n);
+    // Gap entries are not records: losing one is not counted as a lost record.
+    const records = lines.filter((l) => !isMarkerLine(l)).length;
+    if (records) this.deps.metrics.auditDropped.inc({ sink: this.sinkName, reason }, records);
+    this.settle(lines, false);
+  }
+
+  /** Longest wait between two attempts; a sink whose attempts are cheap (a local file) may shorten it. */
+  protected get retryMaxMs(): number {
+    return this.opts.retryMaxMs;
   }
 
   private pump(): void {
@@ -111,26 +180,40 @@ export abstract class BufferedSink extends TransportStream {
       const batch = this.buffer.slice(0, this.opts.batchSize);
       try {
         const n = Math.max(1, Math.min(batch.length, await this.deliver(batch)));
-        this.buffer.splice(0, n);
+        this.settle(this.buffer.splice(0, n), true);
         this.backoffMs = 0;
         this.losing = false;
+        if (!this.gap) this.failure = undefined;
         this.deps.metrics.auditRecords.inc({ sink: this.sinkName }, n);
       } catch (err) {
         const kind = (err as { kind?: string }).kind ?? 'error';
         this.deps.metrics.auditSinkFailures.inc({ sink: this.sinkName, kind });
+        this.failure = (err as { why?: string }).why ?? `${kind} failed`;
         if (err instanceof PermanentSinkError) {
           this.deps.logger.error('audit sink rejected records', { sink: this.sinkName, kind, records: batch.length });
           this.buffer.splice(0, batch.length);
-          this.drop(batch.length, 'rejected');
+          this.bridgeRejected(batch);
           continue;
         }
         if (this.backoffMs === 0) this.deps.logger.warn('audit sink failing, retrying', { sink: this.sinkName, kind });
-        this.backoffMs = Math.min(this.opts.retryMaxMs, this.backoffMs ? this.backoffMs * 2 : this.opts.retryInitialMs);
+        this.backoffMs = Math.min(this.retryMaxMs, this.backoffMs ? this.backoffMs * 2 : this.opts.retryInitialMs);
         const left = this.closingUntil === undefined ? Infinity : this.closingUntil - Date.now();
         if (left <= 0) return;
         await this.sleep(Math.min(this.backoffMs, left));
       }
     }
+  }
+
+  /**
+   * A rejected batch is replaced, at the head of the queue, by a gap entry standing for it. A batch of
+   * nothing but gap entries is not bridged again, so a sink that rejects everything cannot loop.
+   */
+  private bridgeRejected(batch: string[]): void {
+    this.drop(batch, 'rejected');
+    if (batch.every(isMarkerLine)) return;
+    const now = new Date().toISOString();
+    const gap: PendingGap = { count: batch.length, prev: prevOfLine(batch[0]) ?? '', resume: hashOfLine(batch.at(-1)!), from: now, to: now, reason: 'rejected by the sink' };
+    this.buffer.unshift(this.gapLine(gap));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -153,6 +236,9 @@ export abstract class BufferedSink extends TransportStream {
 
   private async drain(): Promise<void> {
     this.closingUntil = Date.now() + this.opts.closeTimeoutMs;
+    // Records dropped since the last one kept: state the gap at the end of what this writer leaves.
+    if (this.gap) this.buffer.push(this.gapLine(this.gap));
+    this.gap = undefined;
     this.backoffMs = Math.min(this.backoffMs, this.opts.retryInitialMs);
     this.wake?.();
     const deadline = new Promise<void>((r) => setTimeout(r, this.opts.closeTimeoutMs + 50).unref());
@@ -162,7 +248,7 @@ export abstract class BufferedSink extends TransportStream {
       await Promise.race([this.pumping, deadline]);
       if (Date.now() >= this.closingUntil) break;
     }
-    if (this.buffer.length) this.drop(this.buffer.splice(0).length, 'shutdown');
+    if (this.buffer.length) this.drop(this.buffer.splice(0), 'shutdown');
     await this.release().catch((err: unknown) => this.deps.logger.warn('audit sink close failed', { sink: this.sinkName, error: err }));
   }
 }

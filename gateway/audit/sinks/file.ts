@@ -1,6 +1,27 @@
 import { mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { GENESIS, hashOfLine, prevOfLine, seal, type ChainMarker } from '../chain.ts';
 import { BufferedSink, SinkError, type BufferOptions, type SinkDeps } from './buffered.ts';
+import { Spill } from './spill.ts';
+
+/** A local write attempt is cheap: retry at least this often, so a freed disk is used within a second. */
+const FILE_RETRY_MAX_MS = 1000;
+
+/** What an errno means to an operator reading a gap entry. */
+const WHY: Record<string, string> = { ENOSPC: 'disk full', EDQUOT: 'disk quota exceeded', EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'read-only file system', EIO: 'I/O error', ENOENT: 'directory missing' };
+export function whyOf(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  return WHY[code] ?? code;
+}
+const failed = (kind: string, what: string, err: unknown) =>
+  new SinkError(kind, `${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err, why: whyOf(err) });
+
+export interface FileSinkOptions {
+  maxBytes: number;
+  /** Second path (another file system) that takes records while the live file cannot. */
+  spillPath?: string;
+  spillMaxBytes: number;
+}
 
 /** Records are far smaller than this; the last complete line of a file always fits. */
 const TAIL_WINDOW = 64 * 1024;
@@ -66,23 +87,49 @@ export class FileSink extends BufferedSink {
   private size = 0;
   private seq = 0;
   private opening?: Promise<string | undefined>;
+  /** Hash of the newest chain entry in the files (undefined: no entry yet). */
+  private head?: string;
+  private readonly maxBytes: number;
+  private readonly spill?: Spill;
 
   constructor(
     readonly path: string,
-    private readonly maxBytes: number,
+    file: FileSinkOptions,
     opts: BufferOptions,
     deps: SinkDeps,
   ) {
     super(opts, deps);
+    this.maxBytes = file.maxBytes;
+    if (file.spillPath) this.spill = new Spill(file.spillPath, file.spillMaxBytes);
   }
 
-  /** Opens the live file and returns the hash of the newest record on disk, so a restart continues the chain. */
+  protected override get retryMaxMs(): number {
+    return Math.min(this.opts.retryMaxMs, FILE_RETRY_MAX_MS);
+  }
+
+  /**
+   * Opens the live file and returns the hash of the newest record kept (in the live file, or in the
+   * spill when records wait there), so a restart continues the chain.
+   */
   open(): Promise<string | undefined> {
     this.opening ??= this.openNow().catch((err: unknown) => {
       this.opening = undefined;
-      throw new SinkError('open', `cannot open audit file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      throw failed('open', 'cannot open audit file', err);
     });
     return this.opening;
+  }
+
+  /** The head a restarted trail continues from: the spill's newest line if any wait there. */
+  async resumeHead(): Promise<string | undefined> {
+    let onDisk: string | undefined;
+    try {
+      onDisk = await this.open();
+    } catch (err) {
+      const spilled = await this.spill?.lastHash().catch(() => undefined);
+      if (spilled) return spilled;
+      throw err;
+    }
+    return (await this.spill?.lastHash().catch(() => undefined)) ?? onDisk;
   }
 
   private async openNow(): Promise<string | undefined> {
@@ -102,8 +149,8 @@ export class FileSink extends BufferedSink {
       }
       this.fh = fh;
       this.size = size;
-      if (size > 0) return hashOf(tail.last);
-      return this.seq ? this.lastHashOf(rotatedName(this.path, this.seq)) : undefined;
+      this.head = size > 0 ? hashOf(tail.last) : this.seq ? await this.lastHashOf(rotatedName(this.path, this.seq)) : undefined;
+      return this.head;
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
@@ -136,19 +183,64 @@ export class FileSink extends BufferedSink {
     return this.fh;
   }
 
+  /**
+   * Live file first. While it cannot be written, lines go to the spill (when configured), and while the
+   * spill holds lines, new ones queue behind them there, so order is kept; the spill is moved back into
+   * the live file as soon as that accepts writes again.
+   */
   protected async deliver(lines: string[]): Promise<number> {
+    if (this.spill && !(await this.spill.isEmpty())) {
+      try {
+        await this.moveSpillBack();
+      } catch (err) {
+        return this.toSpill(lines, err);
+      }
+    }
+    try {
+      return await this.writeLive(lines);
+    } catch (err) {
+      if (!this.spill) throw err;
+      return this.toSpill(lines, err);
+    }
+  }
+
+  private async toSpill(lines: string[], liveErr: unknown): Promise<number> {
+    try {
+      const n = await this.spill!.append(lines);
+      this.deps.metrics.auditSinkFailures.inc({ sink: this.sinkName, kind: 'spilled' });
+      return n;
+    } catch (err) {
+      this.deps.logger.error('audit spill cannot be written either', { sink: this.sinkName, error: whyOf(err) });
+      throw liveErr;
+    }
+  }
+
+  private async moveSpillBack(): Promise<void> {
+    const pending = await this.spill!.read();
+    // A crash after a move but before the spill was cleared leaves lines the live file already holds.
+    const done = this.head ? pending.lastIndexOf(this.head) : -1;
+    const todo = pending.lines.slice(done + 1);
+    while (todo.length) todo.splice(0, await this.writeLive(todo));
+    await this.fh?.sync();
+    await this.spill!.clear();
+    this.deps.logger.info('audit spill moved back into the live file', { sink: this.sinkName, records: pending.lines.length - done - 1 });
+  }
+
+  /** Appends as many of `lines` as the live file takes before it must rotate; returns how many. */
+  private async writeLive(lines: string[]): Promise<number> {
     // A rotation that could not reopen the file left no handle: start over (and re-read the tail).
     if (!this.fh) this.opening = undefined;
     await this.open();
     let fh = this.fh;
-    if (!fh) throw new SinkError('open', 'audit file is not open');
+    if (!fh) throw new SinkError('open', 'audit file is not open', { why: 'file not open' });
+    const boundary = this.segmentLine(lines[0]);
     const fits = (bytes: number) => !this.maxBytes || this.size + bytes <= this.maxBytes;
     try {
-      if (this.size > 0 && !fits(Buffer.byteLength(lines[0]) + 1)) fh = await this.rotate(fh);
+      if (this.size > 0 && !fits(Buffer.byteLength(lines[0]) + 1 + (boundary ? boundary.length + 1 : 0))) fh = await this.rotate(fh);
     } catch (err) {
-      throw new SinkError('rotate', `audit file rotation failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      throw failed('rotate', 'audit file rotation failed', err);
     }
-    let bytes = 0;
+    let bytes = boundary ? Buffer.byteLength(boundary) + 1 : 0;
     let n = 0;
     for (const line of lines) {
       const b = Buffer.byteLength(line) + 1;
@@ -156,15 +248,35 @@ export class FileSink extends BufferedSink {
       bytes += b;
       n++;
     }
-    const chunk = Buffer.from(`${lines.slice(0, n).join('\n')}\n`);
+    const written = boundary ? [boundary, ...lines.slice(0, n)] : lines.slice(0, n);
+    const chunk = Buffer.from(`${written.join('\n')}\n`);
     try {
       await fh.appendFile(chunk);
     } catch (err) {
       await fh.truncate(this.size).catch(() => undefined);
-      throw new SinkError('write', `audit file write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      throw failed('write', 'audit file write failed', err);
     }
     this.size += chunk.length;
+    this.head = hashOfLine(written.at(-1)!);
     return n;
+  }
+
+  /**
+   * A segment entry when `line` does not continue the chain on disk: the trail started from genesis
+   * because the file was unreadable then, or another writer appended meanwhile. Without it the file
+   * would fail verification at this line although nothing was tampered with.
+   */
+  private segmentLine(line: string): string | undefined {
+    const prev = prevOfLine(line);
+    const head = this.head ?? GENESIS;
+    if (prev === undefined || prev === head) return undefined;
+    const marker: ChainMarker = {
+      chain: 'segment',
+      reason: prev === GENESIS ? 'chain restarted: the audit file was unreadable when this writer started' : 'chain continues from a record this file does not hold',
+      resume: prev,
+    };
+    this.deps.logger.warn('audit chain segment boundary written', { sink: this.sinkName });
+    return seal(marker, head).line;
   }
 
   protected override async release(): Promise<void> {
@@ -173,5 +285,6 @@ export class FileSink extends BufferedSink {
     if (!fh) return;
     await fh.sync().catch(() => undefined);
     await fh.close();
+    await this.spill?.close();
   }
 }

@@ -27,6 +27,12 @@ export function sinkPath(c: AuditSinkConfig, configDir: string): string | undefi
   return cluster.isWorker && cluster.worker ? `${path}.w${cluster.worker.id}` : path;
 }
 
+/** The spill follows its live file's naming: one per cluster worker. */
+function spillPathOf(c: AuditSinkConfig, configDir: string): string | undefined {
+  if (c.kind !== 'file' || !c.spillPath) return undefined;
+  return sinkPath({ ...c, path: c.spillPath }, configDir);
+}
+
 export function createSink(c: AuditSinkConfig, deps: SinkFactoryDeps): BufferedSink {
   const opts = {
     name: c.name ?? c.kind,
@@ -38,7 +44,7 @@ export function createSink(c: AuditSinkConfig, deps: SinkFactoryDeps): BufferedS
   };
   switch (c.kind) {
     case 'file':
-      return new FileSink(sinkPath(c, deps.configDir)!, c.maxBytes, opts, deps);
+      return new FileSink(sinkPath(c, deps.configDir)!, { maxBytes: c.maxBytes, spillPath: spillPathOf(c, deps.configDir), spillMaxBytes: c.spillMaxBytes }, opts, deps);
     case 'stdout':
       return new StreamSink(deps.stdout ?? process.stdout, opts, deps);
     case 'http':

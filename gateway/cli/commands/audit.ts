@@ -10,10 +10,11 @@ export async function run(args: string[]): Promise<number> {
   // A file that is not there is a typo on the command line, not a broken chain.
   const missing = files.filter((f) => !existsSync(f));
   if (missing.length) throw new UsageError(`no such file: ${missing.join(', ')}`);
-  const { verifyAuditFiles } = await import('../../audit/verify.ts');
+  const { verifyAuditFiles, describeNote } = await import('../../audit/verify.ts');
   const { auditFilesInOrder } = await import('../../audit/sinks/file.ts');
   const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
   const r = await verifyAuditFiles(ordered, { partial: values.partial });
+  for (const note of r.notes ?? []) process.stdout.write(`NOTE ${describeNote(note)}\n`);
   if (r.ok) {
     process.stdout.write(`OK ${r.records} records\n`);
     return 0;
