@@ -39,7 +39,7 @@ type SandboxHandle = { urls: Record<string, string>; close(): Promise<void>; res
 const SANDBOX_OF: Record<string, string> = { ehr: 'ehr', billing: 'billing', erp: 'erp' };
 
 /** The file sink the loader would have made (its schema defaults): the rewired config is not re-validated. */
-const FILE_SINK_DEFAULTS = { kind: 'file', maxBytes: 0, maxBufferRecords: 10000, batchSize: 500, retryInitialMs: 250, retryMaxMs: 30000, closeTimeoutMs: 5000 } as const;
+const FILE_SINK_DEFAULTS = { kind: 'file', maxBytes: 0, spillMaxBytes: 268435456, maxBufferRecords: 10000, batchSize: 500, retryInitialMs: 250, retryMaxMs: 30000, closeTimeoutMs: 5000 } as const;
 
 /** The signing side of the throw-away issuer: one RS256 key made per run, never written anywhere. */
 class TestIssuer {
