@@ -7,7 +7,7 @@ import { runTests } from '../gateway/tooling/runner.ts';
 import { formatCase, junitXml } from '../gateway/tooling/report.ts';
 import { tempDir } from './helpers.ts';
 
-const SHIPPED = ['billing-erp', 'ehr-system', 'portal', 'process-experience'].map((n) => `policy-tests/${n}.yaml`);
+const SHIPPED = ['billing-erp', 'ehr-system', 'payer', 'portal', 'process-experience'].map((n) => `policy-tests/${n}.yaml`);
 
 /** A copy of the sandbox config with one edit, next to a copy of one shipped test file. */
 function mutated(edit: (yaml: string) => string, testFile: string): string {

@@ -89,18 +89,25 @@ function compare(expect: Expectation, o: Observed): Mismatch[] {
   return out;
 }
 
-/** The audit record of one request, found by its request id; records are written just after the response. */
+/**
+ * The route's audit record of one request, found by its request id; records are written just after the
+ * response. An adapter (X12, PAS) may write a record of its own for the same request first: the route's is
+ * the one carrying the decision trace.
+ */
 async function auditRecordOf(file: string, requestId: string | null, waitMs = 2000): Promise<Record<string, any> | undefined> {
   if (!requestId) return undefined;
   const deadline = performance.now() + waitMs;
   for (;;) {
     const text = await readFile(file, 'utf8').catch(() => '');
+    let other: Record<string, any> | undefined;
     for (const line of text.split('\n')) {
       if (!line.includes(requestId)) continue;
       const r = JSON.parse(line) as Record<string, any>;
-      if (r.requestId === requestId) return r;
+      if (r.requestId !== requestId) continue;
+      if (Array.isArray(r.policy?.decisions)) return r;
+      other ??= r;
     }
-    if (performance.now() > deadline) return undefined;
+    if (performance.now() > deadline) return other;
     await new Promise((r) => setTimeout(r, 20));
   }
 }

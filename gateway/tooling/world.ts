@@ -36,7 +36,7 @@ interface Stub {
 type SandboxHandle = { urls: Record<string, string>; close(): Promise<void>; reset(): void };
 
 /** The demo sandbox upstream a configured upstream name stands for. */
-const SANDBOX_OF: Record<string, string> = { ehr: 'ehr', billing: 'billing', erp: 'erp' };
+const SANDBOX_OF: Record<string, string> = { ehr: 'ehr', billing: 'billing', erp: 'erp', payer: 'payer' };
 
 /** The file sink the loader would have made (its schema defaults): the rewired config is not re-validated. */
 const FILE_SINK_DEFAULTS = { kind: 'file', maxBytes: 0, spillMaxBytes: 268435456, maxBufferRecords: 10000, batchSize: 500, retryInitialMs: 250, retryMaxMs: 30000, closeTimeoutMs: 5000 } as const;
