@@ -24,6 +24,8 @@ import { ConfigError, PolicyConfigError, PolicyConfigErrors, ajvIssues, joinPath
 import type { LoadedConfig } from './load.ts';
 import { checkEmittedTypes, compileEvents, type CompiledEvents } from '../events/compile.ts';
 import { emitStep } from '../events/emit.ts';
+import { checkLegacyEventTypes } from '../legacy/event-types.ts';
+import type { LegacyConfig } from '../legacy/schema.ts';
 import type { EventPublisher } from '../events/types.ts';
 
 export interface RuntimeDeps {
@@ -230,6 +232,7 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
 
   const events = await compileEvents(config.events as Parameters<typeof compileEvents>[0], compileChain, issues);
   checkEmittedTypes(routeConfigs, events, issues);
+  checkLegacyEventTypes(config.legacy as LegacyConfig | undefined, routeConfigs, { configured: config.events !== undefined, compiled: events }, issues, warnings);
   const close = async () => {
     await events?.close();
     await Promise.allSettled([...handlers.map((h) => h.close?.()), ...routes.map((r) => r.target.close?.())]);

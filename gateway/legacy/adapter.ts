@@ -1,15 +1,15 @@
-import { resolve } from 'node:path';
 import type { Logger } from 'winston';
 import type { AuditRegistry } from '../audit/registry.ts';
 import type { AuditConfig } from '../audit/schema.ts';
 import { PolicyConfigError } from '../config/errors.ts';
+import type { EventPublisher } from '../events/types.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { GatewayConfig, RouteConfig, RouteTarget } from '../sdk/types.ts';
 import type { Store } from '../store/types.ts';
 import type { Upstream } from '../upstream/upstreams.ts';
 import { createLegacyAuditor } from './audit.ts';
 import type { AdapterServices } from './services.ts';
-import { sharedFileEventLog } from './event-log.ts';
+import { legacyPublisher } from './runtime.ts';
 import { createPriorAuthTarget, priorAuthTargetSchema, type PriorAuthTargetConfig } from './pas/prior-auth.ts';
 import type { LegacyConfig } from './schema.ts';
 import { createEligibilityTarget, eligibilityTargetSchema, type EligibilityTargetConfig } from './x12/eligibility.ts';
@@ -36,6 +36,8 @@ export interface AdapterContext {
   audit?: AuditRegistry;
   configDir?: string;
   store?: Store;
+  /** The gateway's event publisher (forwards to the backbone once it runs). */
+  events?: EventPublisher;
 }
 
 export function isAdapterTarget(target: unknown): boolean {
@@ -57,7 +59,8 @@ export function createAdapterTarget(route: RouteConfig, ctx: AdapterContext): Ro
     metrics: ctx.metrics,
     logger: ctx.logger,
     auditor,
-    publisher: legacy?.eventLog ? sharedFileEventLog(resolve(ctx.configDir, legacy.eventLog.file)) : undefined,
+    // The backbone only when `events:` is configured (the gateway always hands in its forwarding publisher).
+    publisher: legacyPublisher(legacy, ctx.configDir, ctx.config.events ? ctx.events : undefined),
   };
   const built = target.adapter === 'pas' ? createPriorAuthTarget(target, services) : createEligibilityTarget(target, services);
   return {

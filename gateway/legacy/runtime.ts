@@ -17,14 +17,21 @@ export class LegacyConfigError extends Error {
   }
 }
 
+/** Where the deprecation of `legacy.eventLog` is explained (warnings name it). */
+export const EVENT_LOG_FIX = 'declare an `events:` section (event backbone) with schemas for the legacy event types and remove `legacy.eventLog` (docs/legacy-and-payers.md#migrating-from-legacyeventlog)';
+
 /**
- * The event publisher the adapters use: the one the gateway hands in (the event backbone, once
- * configured) or else the section's `eventLog` file. No publisher → the adapters that need one refuse to
- * start (fail closed: an ACK must never promise an event that was not stored).
+ * The one place that decides where the legacy adapters (MLLP listeners, PAS follow-ups) publish: the
+ * gateway's event backbone when `events:` is configured (schema-validated, delivered to subscriptions),
+ * else the deprecated `legacy.eventLog` file. No publisher → the adapters that need one refuse to start
+ * (fail closed: an ACK must never promise an event that was not stored).
  */
-export function legacyPublisher(section: LegacyConfig | undefined, configDir: string, given?: EventPublisher): EventPublisher | undefined {
-  if (given) return given;
-  return section?.eventLog ? sharedFileEventLog(resolve(configDir, section.eventLog.file)) : undefined;
+export function legacyPublisher(section: LegacyConfig | undefined, configDir: string, backbone?: EventPublisher, logger?: Logger): EventPublisher | undefined {
+  if (backbone) return backbone;
+  if (!section?.eventLog) return undefined;
+  const file = resolve(configDir, section.eventLog.file);
+  logger?.warn('legacy.eventLog is deprecated: legacy events bypass schemas and subscriptions', { path: 'legacy.eventLog', file, fix: EVENT_LOG_FIX });
+  return sharedFileEventLog(file);
 }
 
 export interface LegacyRuntimeDeps {
@@ -33,6 +40,7 @@ export interface LegacyRuntimeDeps {
   store: Store;
   audit: AuditRegistry;
   logger: Logger;
+  /** The gateway's event backbone (`Gateway.events`), when `events:` is configured. */
   publisher?: EventPublisher;
 }
 
@@ -46,8 +54,8 @@ export async function startLegacy(deps: LegacyRuntimeDeps): Promise<LegacyRuntim
   const section = deps.config.legacy;
   if (!section?.mllp.length) return { listeners: [], close: async () => {} };
   if (!deps.config.audit) throw new LegacyConfigError('legacy.mllp needs a top-level `audit:` section: every message is audited');
-  const publisher = legacyPublisher(section, deps.configDir, deps.publisher);
-  if (!publisher) throw new LegacyConfigError('legacy.mllp needs legacy.eventLog (or the event backbone) to publish to');
+  const publisher = legacyPublisher(section, deps.configDir, deps.publisher, deps.logger);
+  if (!publisher) throw new LegacyConfigError('legacy.mllp needs the event backbone (`events:`) or the deprecated legacy.eventLog to publish to');
   const auditor = createLegacyAuditor(deps.audit, deps.config.audit, deps.configDir);
   const listeners: MllpListener[] = [];
   const close = async () => {

@@ -13,7 +13,7 @@ export interface AdapterServices {
   metrics: Metrics;
   logger: Logger;
   auditor: LegacyAuditor;
-  /** The event log (legacy.eventLog) or undefined when none is configured. */
+  /** The event backbone, else the deprecated legacy.eventLog, else undefined (see legacyPublisher). */
   publisher?: EventPublisher;
 }
 

@@ -48,7 +48,7 @@ export async function run(args: string[]): Promise<number> {
     throw err;
   }
   await gw.listen();
-  const legacy = await startLegacy({ config: gw.compiled.config, configDir: dirname(file), store: gw.store, audit: gw.audit, logger });
+  const legacy = await startLegacy({ config: gw.compiled.config, configDir: dirname(file), store: gw.store, audit: gw.audit, logger, publisher: gw.events });
   const watcher = values.watch ? watchConfig(gw) : undefined;
   const stop = async (signal: string) => {
     logger.info('shutting down', { signal });

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { resolve } from 'node:path';
 import tls from 'node:tls';
 import type { Logger } from 'winston';
+import { EventRefused } from '../../events/schemas.ts';
 import type { EventPublisher, CloudEvent } from '../../events/types.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import type { Store } from '../../store/types.ts';
@@ -54,7 +55,8 @@ function tlsOptions(cfg: NonNullable<MllpListenerConfig['tls']>, configDir: stri
  * One HL7 v2 ADT listener. Per connection, messages are handled strictly in arrival order (original-mode
  * senders wait for each ACK, and order matters for ADT). Per message: parse and validate (AR), de-duplicate
  * by sending facility + control id in the store, publish the mapped event, and only once the publisher
- * says it is durable answer AA; a store or publish failure answers AE so the sender retries.
+ * says it is durable answer AA; a store or publish failure answers AE so the sender retries, an event the
+ * backbone refuses (schema) AR.
  */
 export async function startMllpListener(cfg: MllpListenerConfig, deps: MllpDeps): Promise<MllpListener> {
   const dedupMs = parseDuration(cfg.dedupTtl);
@@ -106,6 +108,11 @@ export async function startMllpListener(cfg: MllpListenerConfig, deps: MllpDeps)
     try {
       receipt = await deps.publisher.publish(event);
     } catch (err) {
+      // The backbone refused the event (envelope or schema): resending the same message cannot help.
+      if (err instanceof EventRefused) {
+        deps.logger.warn('mllp: event refused by the backbone', { listener: cfg.name, reason: err.reason });
+        return { code: 'AR', header: msg, msg, reason: `event refused (${err.reason})` };
+      }
       deps.logger.error('mllp: event could not be stored', { listener: cfg.name, error: (err as Error).message });
       return { code: 'AE', header: msg, msg, reason: 'event log unavailable' };
     }

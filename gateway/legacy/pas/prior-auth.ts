@@ -4,6 +4,7 @@ import type { Exchange } from '../../sdk/types.ts';
 import { callUpstream } from '../../upstream/client.ts';
 import type { AdapterServices, AdapterTarget } from '../services.ts';
 import { fhirJson, readJsonBody } from '../fhir-io.ts';
+import { EventRefused } from '../../events/schemas.ts';
 
 export interface PriorAuthTargetConfig {
   adapter: 'pas';
@@ -147,6 +148,8 @@ export function createPriorAuthTarget(cfg: PriorAuthTargetConfig, services: Adap
         });
         audit(undefined, { decision, decisionMs, subtype: 'decision', claim, responseId });
       } catch (err) {
+        // A decision the backbone refuses (schema) would be refused on every poll: audit it and stop.
+        if (err instanceof EventRefused) return audit(undefined, { decision: 'failed', subtype: 'decision', claim, responseId, reason: `event-refused:${err.reason}` });
         services.logger.warn('pas: pended authorization check failed; will retry', { upstream: upstream.name, error: (err as Error).message });
         schedule();
       }
