@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { parseConfig } from '../gateway/config/load.ts';
@@ -29,6 +29,33 @@ export function writeConfig(yaml: string, name = 'routes.yaml'): string {
   const file = join(dir, name);
   writeFileSync(file, yaml);
   return file;
+}
+
+/**
+ * A temp copy of the shipped routes.yaml with `edit` applied (which must change it), next to the files it
+ * references relative to itself: the schemas and the sandbox's dev key files under gateway/.
+ */
+export function shippedConfigCopy(edit?: (yaml: string) => string): string {
+  const yaml = readFileSync('routes.yaml', 'utf8');
+  const changed = edit ? edit(yaml) : yaml;
+  if (edit && changed === yaml) throw new Error('the edit did not change routes.yaml');
+  const dir = tempDir('hcgw-shipped-');
+  writeFileSync(join(dir, 'routes.yaml'), changed);
+  symlinkSync(resolve('schemas'), join(dir, 'schemas'));
+  symlinkSync(resolve('gateway'), join(dir, 'gateway'));
+  return join(dir, 'routes.yaml');
+}
+
+/** `edit` applied to one route's block of a routes.yaml text (from its `- id:` line to the next route). */
+export function editRoute(yaml: string, id: string, edit: (block: string) => string): string {
+  const start = yaml.indexOf(`\n  - id: ${id}\n`);
+  if (start < 0) throw new Error(`no route ${id}`);
+  const next = yaml.indexOf('\n  - id: ', start + 1);
+  const end = next < 0 ? yaml.length : next;
+  const block = yaml.slice(start, end);
+  const changed = edit(block);
+  if (changed === block) throw new Error(`the edit did not change route ${id}`);
+  return yaml.slice(0, start) + changed + yaml.slice(end);
 }
 
 /** A logger whose JSON lines tests can read (and grep for secrets). */

@@ -16,6 +16,7 @@ import { fhirSectionSchema } from '../fhir/schema.ts';
 import { issuerDiscoveryProperties } from '../identity/discovery.ts';
 import { edgeServerProperties } from '../http/edge-schema.ts';
 import { debugDecisionsProperty } from '../tooling/debug-decisions.ts';
+import { routeLintProperty } from '../tooling/lint/ids.ts';
 
 const upstream = {
   type: 'object',
@@ -148,6 +149,7 @@ const route = {
     },
     project: projectionSchema,
     emit: emitSchema,
+    ...routeLintProperty,
     policies: {
       type: 'array',
       default: [],

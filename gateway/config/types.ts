@@ -88,6 +88,7 @@ export interface RouteConfig {
   target: RouteTargetConfig;
   project?: unknown;
   emit?: import('../events/config.ts').EmitConfig;
+  lint?: import('../tooling/lint/ids.ts').RouteLintConfig;
   policies: Array<Record<string, unknown>>;
 }
 

@@ -19,9 +19,11 @@ export const commands: readonly Command[] = [
   {
     name: 'validate',
     summary: 'check a routes.yaml; prints every error, exit 1 if any',
-    usage: `hcgw validate [file]
+    usage: `hcgw validate [file] [--strict]
   Compiles the file exactly as start would (default routes.yaml): every error with its path and route id,
-  deprecation warnings on stderr; exit 0 when it would start, 1 when not.`,
+  deprecation warnings on stderr; exit 0 when it would start, 1 when not.
+  --strict  also runs the lint rules (HCGW-L001…, docs/policy-tooling.md): each finding with its fix;
+            exit 1 when a finding is not waived by the route's lint.waive.`,
     load: () => import('./validate.ts'),
   },
   {

@@ -4,10 +4,11 @@ import { loadConfigFile } from '../../config/load.ts';
 import { createLogger } from '../../ops/logger.ts';
 import { createMetrics } from '../../ops/metrics.ts';
 import { createMemoryStore } from '../../store/memory.ts';
+import { strictCheck } from '../../tooling/lint/lint.ts';
 import { parseOptions, printConfigError, UsageError } from '../command.ts';
 
 /** Compiles the file exactly as `hcgw start` would; 0 when it would start, 1 (every error printed) when not. */
-export async function validateFile(file: string, opts: { quiet?: boolean } = {}): Promise<number> {
+export async function validateFile(file: string, opts: { quiet?: boolean; strict?: boolean } = {}): Promise<number> {
   try {
     const loaded = await loadConfigFile(file);
     const store = createMemoryStore();
@@ -21,7 +22,7 @@ export async function validateFile(file: string, opts: { quiet?: boolean } = {})
       );
     await compiled.close();
     await store.close();
-    return 0;
+    return opts.strict ? strictCheck(file, loaded.config) : 0;
   } catch (err) {
     if (err instanceof ConfigError) {
       printConfigError(err);
@@ -32,7 +33,7 @@ export async function validateFile(file: string, opts: { quiet?: boolean } = {})
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { positionals } = parseOptions(args, {}, true);
+  const { positionals, values } = parseOptions(args, { strict: { type: 'boolean' } }, true);
   if (positionals.length > 1) throw new UsageError('validate takes one file');
-  return validateFile(positionals[0] ?? 'routes.yaml');
+  return validateFile(positionals[0] ?? 'routes.yaml', { strict: values.strict });
 }
