@@ -15,12 +15,17 @@ export async function startShippedSandbox(): Promise<{ sb: Sandbox; gw: TestGate
     .replaceAll('http://127.0.0.1:9101', origin(sb.urls.ehr))
     .replaceAll('http://127.0.0.1:9102', origin(sb.urls.billing))
     .replaceAll('http://127.0.0.1:9103', origin(sb.urls.erp))
-    .replace('admin: { port: 9901 }', 'admin: { port: 0 }');
+    .replaceAll('http://127.0.0.1:9104', origin(sb.urls.payer))
+    .replaceAll('http://127.0.0.1:9105', origin(sb.urls.receivers))
+    .replace('admin: { port: 9901,', 'admin: { port: 0,')
+    .replace('port: 2575,', 'port: 0,');
   // The config references schema files relative to itself: give the temp copy the repository's schemas.
   const file = writeConfig(yaml);
   symlinkSync(resolve('schemas'), join(dirname(file), 'schemas'));
   // …and the sandbox key the gateway signs its ERP client assertions with (upstreams.erp.auth).
   symlinkSync(resolve('gateway'), join(dirname(file), 'gateway'));
   const gw = await startGateway(yaml, { file });
+  // The sandbox's charge-capture service calls the gateway back, as under `npm start`.
+  sb.receivers.chargeCapture.gatewayUrl = gw.url;
   return { sb, gw };
 }

@@ -27,7 +27,15 @@ export async function sandbox(args: string[], out: NodeJS.WritableStream = proce
   const port = Number(values.port);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new UsageError('--port must be a TCP port');
   const message = sampleAdt(trigger as AdtTrigger, { encounter: values.encounter, patient: values.patient, mergedPatient: values['merged-patient'], controlId: values['control-id'], facility: values.facility });
-  const [ack] = await sendMllp([message], { host: values.host!, port, timeoutMs: Number(values['timeout-ms']) });
+  let ack: string;
+  try {
+    [ack] = await sendMllp([message], { host: values.host!, port, timeoutMs: Number(values['timeout-ms']) });
+  } catch (err) {
+    // Nothing listening (the sandbox not started yet) is the common case: say so, without a stack trace.
+    const code = (err as NodeJS.ErrnoException).code;
+    process.stderr.write(`hcgw sandbox send-adt: no ACK from ${values.host}:${port} (${code ?? (err as Error).message}); is the gateway running (npm start)?\n`);
+    return 1;
+  }
   const a = ackCode(ack);
   out.write(`${JSON.stringify({ sent: `ADT^${trigger}`, controlId: /^MSH(?:\|[^|]*){8}\|([^|]*)/.exec(message)?.[1], ack: a.code, ...(a.text ? { reason: a.text } : {}) })}\n`);
   return a.code === 'AA' ? 0 : 1;

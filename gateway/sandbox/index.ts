@@ -7,6 +7,7 @@ import { startBilling } from './billing.ts';
 import { startEhr } from './ehr.ts';
 import { startErp } from './erp.ts';
 import { startPayer } from './payer.ts';
+import { startReceivers, type Receivers } from './receivers.ts';
 import { LOOPBACK, type UpstreamServer } from './http.ts';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { ERP_AUDIENCE, startIdp, type DevIdp } from './idp.ts';
@@ -15,19 +16,22 @@ export { startBilling } from './billing.ts';
 export { startEhr, FHIR_JSON } from './ehr.ts';
 export { startErp } from './erp.ts';
 export { startPayer } from './payer.ts';
+export { startReceivers, PORTAL_HOOK_TOKEN, SANDBOX_WEBHOOK_SECRET_FILES, type Receivers, type Received } from './receivers.ts';
 export { startIdp, DEV_CLIENTS, DEFAULT_AUDIENCE, ERP_AUDIENCE, type DevIdp, type DevClient, type MintOptions } from './idp.ts';
 export type { Fault, Stats, UpstreamServer } from './http.ts';
 
-export interface SandboxPorts { idp?: number; ehr?: number; billing?: number; erp?: number; payer?: number }
-export const DEFAULT_PORTS = { idp: 9100, ehr: 9101, billing: 9102, erp: 9103, payer: 9104 } as const;
+export interface SandboxPorts { idp?: number; ehr?: number; billing?: number; erp?: number; payer?: number; receivers?: number }
+export const DEFAULT_PORTS = { idp: 9100, ehr: 9101, billing: 9102, erp: 9103, payer: 9104, receivers: 9105 } as const;
 /** All ports ephemeral, for tests. */
-export const EPHEMERAL_PORTS: Required<SandboxPorts> = { idp: 0, ehr: 0, billing: 0, erp: 0, payer: 0 };
+export const EPHEMERAL_PORTS: Required<SandboxPorts> = { idp: 0, ehr: 0, billing: 0, erp: 0, payer: 0, receivers: 0 };
 
 export interface Sandbox {
-  urls: { idp: string; ehr: string; billing: string; erp: string; payer: string };
+  urls: { idp: string; ehr: string; billing: string; erp: string; payer: string; receivers: string };
   idp: DevIdp;
   /** Direct handles for faults, stats and per-upstream reset. */
   upstreams: { ehr: UpstreamServer; billing: UpstreamServer; erp: UpstreamServer; payer: UpstreamServer };
+  /** The demo event subscribers (CRM, charge capture, patient portal) the sandbox routes.yaml delivers to. */
+  receivers: Receivers;
   close(): Promise<void>;
   /** Seed data back, faults cleared, stats zeroed on every server (IdP keys are kept). */
   reset(): void;
@@ -63,6 +67,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     idpStarted, startEhr({ host, port: port('ehr') }),
     startBilling({ host, port: port('billing') }), startErp({ host, port: port('erp'), verifyToken }),
     startPayer({ host, port: port('payer') }),
+    // The charge-capture service calls the gateway with its own client-credentials token.
+    startReceivers({ host, port: port('receivers'), token: async () => (await idpStarted).mint({ clientId: 'charge-capture', scopes: ['erp.write', 'billing.write'] }) }),
   ]);
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -71,11 +77,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     await Promise.all(started.map((s) => s.close()));
     throw failed.reason;
   }
-  const [idp, ehr, billing, erp, payer] = started as [DevIdp, UpstreamServer, UpstreamServer, UpstreamServer, UpstreamServer];
-  const all = [idp, ehr, billing, erp, payer];
+  const [idp, ehr, billing, erp, payer, receivers] = started as [DevIdp, UpstreamServer, UpstreamServer, UpstreamServer, UpstreamServer, Receivers];
+  const all = [idp, ehr, billing, erp, payer, receivers];
   return {
-    urls: { idp: idp.url, ehr: ehr.url, billing: billing.url, erp: erp.url, payer: payer.url },
-    idp, upstreams: { ehr, billing, erp, payer },
+    urls: { idp: idp.url, ehr: ehr.url, billing: billing.url, erp: erp.url, payer: payer.url, receivers: receivers.url },
+    idp, upstreams: { ehr, billing, erp, payer }, receivers,
     close: async () => { await Promise.all(all.map((s) => s.close())); },
     reset: () => all.forEach((s) => s.reset()),
   };

@@ -18,11 +18,13 @@ export async function run(args: string[]): Promise<number> {
   const file = resolve(values.config ?? process.env.HCGW_CONFIG ?? 'routes.yaml');
   const logger = createLogger();
   let closeSandbox: (() => Promise<void>) | undefined;
+  let sandboxReceivers: { chargeCapture: { gatewayUrl?: string } } | undefined;
   const workers = cluster.isPrimary ? await workerCount(file, values.workers, logger) : 1;
   if (values.sandbox && cluster.isPrimary) {
     const { startSandbox } = await import('../../sandbox/index.ts');
     const sb = await startSandbox({ erpRequiresGatewayToken: true });
     closeSandbox = () => sb.close();
+    sandboxReceivers = sb.receivers;
     logger.info('sandbox started', { ...sb.urls });
   }
   if (workers > 1) {
@@ -47,7 +49,9 @@ export async function run(args: string[]): Promise<number> {
     }
     throw err;
   }
-  await gw.listen();
+  const bound = await gw.listen();
+  // The sandbox's charge-capture service calls the gateway's process API (README "Events in the sandbox").
+  if (sandboxReceivers) sandboxReceivers.chargeCapture.gatewayUrl = `http://127.0.0.1:${bound.port}`;
   const legacy = await startLegacy({ config: gw.compiled.config, configDir: dirname(file), store: gw.store, audit: gw.audit, logger, publisher: gw.events });
   const watcher = values.watch ? watchConfig(gw) : undefined;
   const stop = async (signal: string) => {
