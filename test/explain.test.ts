@@ -6,7 +6,7 @@ import { formatExplanation } from '../gateway/tooling/explain/format.ts';
 import { explain, type Explanation } from '../gateway/tooling/explain/run.ts';
 
 /**
- * Three README scenarios through `hcgw explain`. Their outputs are what docs/policy-tooling.md shows between
+ * Four README scenarios through `hcgw explain`. Their outputs are what docs/policy-tooling.md shows between
  * `<!-- explain:NAME -->` markers: this test writes them there with UPDATE_DOCS=1 and fails when the doc is
  * out of date, so the doc is produced by the tool, never typed by hand.
  */
@@ -24,6 +24,17 @@ const SCENARIOS: Array<{ name: string; args: string[]; check(text: string, e: Ex
       assert.deepEqual(e.decisions.at(-1), { policy: 'minimize', outcome: 'modify', reason: 'fields-minimized', detail: { profile: 'clinical', removed: 0 } });
       // Paths and counts, never values: the note's text and the specimen reference stay out.
       assert.doesNotMatch(text, /anxious|sp-1|Practitioner\/pr-1/);
+    },
+  },
+  {
+    name: 'clinician-consent',
+    args: ['GET', '/system/ehr/Observation?patient=p2', '--client', 'clinician-app', '--scope', 'user/*.rs', '--purpose', 'TREAT'],
+    check(text, e) {
+      assert.equal(e.status, 200);
+      assert.deepEqual(e.consent, { decision: 'partial', consentIds: ['consent-p2-psy'] });
+      assert.deepEqual(e.removed?.resources, { Observation: 3 }, "p2's three PSY-labelled Observations are withheld");
+      assert.ok(e.decisions.some((d) => d.policy === 'consent' && d.outcome === 'modify' && d.reason === 'consent-partial' && d.detail?.removed === 3));
+      assert.doesNotMatch(text, /PHQ|GAD|depression|obs-p2/);
     },
   },
   {
@@ -85,7 +96,7 @@ describe('hcgw explain: one request through the real chain, decision by decision
   });
 
   test('--json prints the explanation as one JSON object', async () => {
-    const e = JSON.parse(await explainOutput([...SCENARIOS[2].args, '--json'])) as Explanation;
+    const e = JSON.parse(await explainOutput([...SCENARIOS[3].args, '--json'])) as Explanation;
     assert.equal(e.route?.id, 'partner-billing-claims');
     assert.deepEqual(e.decisions.map((d) => `${d.policy}=${d.outcome}`), ['jwt=allow', 'scopes=deny']);
   });

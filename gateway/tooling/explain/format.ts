@@ -15,8 +15,16 @@ function table(rows: string[][], indent = '  '): string[] {
 
 const counted = (xs: Array<{ path: string; count: number }>) => xs.map((x) => `${x.path} ×${x.count}`).join(', ');
 
-/** Response-phase decisions that changed the body: why things are missing. */
-const filters = (e: Explanation) => e.decisions.filter((d) => (d.outcome === 'modify' || d.outcome === 'would-modify') && d.detail);
+/**
+ * The response-phase decisions behind what is missing: a filter that counts resources it removed (consent,
+ * patient-compartment, minimize's unreleased types), and the field filter (a minimize profile) when fields went.
+ */
+function filters(e: Explanation): PolicyDecision[] {
+  const fieldsWent = Boolean(e.removed?.fields.length || e.removed?.rewritten.length);
+  return e.decisions.filter(
+    (d) => (d.outcome === 'modify' || d.outcome === 'would-modify') && (Number(d.detail?.removed) > 0 || (fieldsWent && d.detail?.profile !== undefined)),
+  );
+}
 
 export function formatExplanation(e: Explanation): string {
   const out: string[] = [`${e.request.method} ${e.request.path}`];
