@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { explainArgs, explainOutput } from '../gateway/cli/commands/explain.ts';
 import { formatExplanation } from '../gateway/tooling/explain/format.ts';
 import { explain, type Explanation } from '../gateway/tooling/explain/run.ts';
+import { removedBetween } from '../gateway/tooling/explain/removed.ts';
 
 /**
  * Four README scenarios through `hcgw explain`. Their outputs are what docs/policy-tooling.md shows between
@@ -99,6 +100,24 @@ describe('hcgw explain: one request through the real chain, decision by decision
     const e = JSON.parse(await explainOutput([...SCENARIOS[3].args, '--json'])) as Explanation;
     assert.equal(e.route?.id, 'partner-billing-claims');
     assert.deepEqual(e.decisions.map((d) => `${d.policy}=${d.outcome}`), ['jwt=allow', 'scopes=deny']);
+  });
+
+  test('what was removed: whole resources by type, lost and rewritten field paths, never values', () => {
+    const patient = (extra: object) => ({ resourceType: 'Patient', id: 'p9', birthDate: '1970-01-01', ...extra });
+    const upstream = {
+      resourceType: 'Bundle',
+      entry: [
+        { resource: patient({ identifier: [{ system: 'urn:mrn', value: 'MRN-123456' }], telecom: [{ value: '555-0100' }] }) },
+        { resource: { resourceType: 'Observation', id: 'o1', status: 'final' } },
+      ],
+    };
+    const delivered = { resourceType: 'Bundle', entry: [{ resource: patient({ identifier: [{ system: 'urn:mrn', value: '******3456' }] }) }] };
+    const r = removedBetween(upstream, delivered);
+    assert.deepEqual(r, { resources: { Observation: 1 }, fields: [{ path: 'Patient.telecom', count: 1 }], rewritten: [{ path: 'Patient.identifier[].value', count: 1 }] });
+    assert.doesNotMatch(JSON.stringify(r), /MRN|3456|555/);
+    assert.equal(removedBetween(upstream, structuredClone(upstream)), undefined, 'nothing removed: nothing to show');
+    // Not FHIR (a billing document): compared from its root.
+    assert.deepEqual(removedBetween({ id: 'c1', total: 10, notes: 'x' }, { id: 'c1', total: 10 })?.fields, [{ path: 'notes', count: 1 }]);
   });
 
   test('usage mistakes are reported, not run', async () => {
