@@ -36,7 +36,7 @@ export interface RunResult {
 }
 
 /** What one case observed: the answer, its audit record and the upstream calls. */
-interface Observed {
+export interface Observed {
   status: number;
   headers: Headers;
   body: unknown;
@@ -114,7 +114,7 @@ async function auditRecordOf(file: string, requestId: string | null, waitMs = 20
 
 type CaseGateway = Awaited<ReturnType<TestWorld['gateway']>>;
 
-async function runCase(world: TestWorld, { url, auditFile }: CaseGateway, t: LoadedTestFile, c: TestCase, issuers: Map<string, IssuerConfig>): Promise<{ observed: Observed; mismatches: Mismatch[] }> {
+export async function runCase(world: TestWorld, { url, auditFile }: CaseGateway, t: Pick<LoadedTestFile, 'file'>, c: TestCase, issuers: Map<string, IssuerConfig>): Promise<{ observed: Observed; mismatches: Mismatch[] }> {
   world.prepare(c.upstreams, dirname(t.file));
   const headers: Record<string, string> = { ...(c.request.headers ?? {}) };
   if (c.caller) {
@@ -159,14 +159,17 @@ async function runCase(world: TestWorld, { url, auditFile }: CaseGateway, t: Loa
   return last;
 }
 
+/** The route and decision trace of a request, from its audit record. */
+export function traceOf(observed: Observed): { route?: string; decisions: PolicyDecision[] } {
+  return { route: observed.audit?.entity?.route as string | undefined, decisions: (observed.audit?.policy?.decisions ?? []) as PolicyDecision[] };
+}
+
 /** A case's outcome; a case that cannot run (unknown issuer, unreachable gateway) fails with the reason. */
 async function caseResult(run: () => Promise<{ observed: Observed; mismatches: Mismatch[] }>, file: string, name: string): Promise<CaseResult> {
   const started = performance.now();
   try {
     const { observed, mismatches } = await run();
-    const decisions = (observed.audit?.policy?.decisions ?? []) as PolicyDecision[];
-    const route = observed.audit?.entity?.route as string | undefined;
-    return { file, name, route, ok: !mismatches.length, mismatches, decisions, ms: performance.now() - started };
+    return { file, name, ...traceOf(observed), ok: !mismatches.length, mismatches, ms: performance.now() - started };
   } catch (err) {
     return { file, name, ok: false, mismatches: [{ what: 'run', expected: 'the case to run', actual: (err as Error).message }], decisions: [], ms: performance.now() - started };
   }

@@ -23,6 +23,8 @@ export interface RecordedCall {
   path: string;
   query: URLSearchParams;
   headers: http.IncomingHttpHeaders;
+  /** What the stub answered, when it was JSON (`hcgw explain` compares it with what the client got). */
+  answer?: { status: number; body: unknown };
 }
 
 interface Stub {
@@ -77,6 +79,14 @@ class TestIssuer {
       .setExpirationTime(caller.token === 'expired' ? now - 3600 : now + 300);
     if (aud) jwt.setAudience(aud);
     return jwt.sign(caller.token === 'bad-signature' ? this.strangerKey : this.privateKey);
+  }
+}
+
+function jsonOrUndefined(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch {
+    return undefined; // a malformed body is passed on as it is; only the comparison lacks it
   }
 }
 
@@ -162,11 +172,13 @@ export class TestWorld {
   private async answer(name: string, basePath: string, req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://stub');
     const path = u.pathname.startsWith(basePath) ? u.pathname.slice(basePath.length) || '/' : u.pathname;
-    this.calls.push({ upstream: name, method: req.method ?? 'GET', path, query: u.searchParams, headers: req.headers });
+    const call: RecordedCall = { upstream: name, method: req.method ?? 'GET', path, query: u.searchParams, headers: req.headers };
+    this.calls.push(call);
     try {
       const given = this.answers[name]?.find((a) => a.path === undefined || path.startsWith(a.path));
       if (given) {
         const json = given.file ? JSON.parse(await readFile(resolve(this.answerDir, given.file), 'utf8')) : given.body;
+        call.answer = { status: given.status ?? 200, body: json };
         res.writeHead(given.status ?? 200, { 'content-type': 'application/json', ...given.headers });
         res.end(json === undefined ? '' : JSON.stringify(json));
         return;
@@ -184,8 +196,10 @@ export class TestWorld {
         headers,
         body: body.length ? new Uint8Array(body) : undefined,
       });
+      const bytes = Buffer.from(await up.arrayBuffer());
+      if (/json/.test(up.headers.get('content-type') ?? '')) call.answer = { status: up.status, body: jsonOrUndefined(bytes) };
       res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
-      res.end(Buffer.from(await up.arrayBuffer()));
+      res.end(bytes);
     } catch (err) {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: (err as Error).message }));

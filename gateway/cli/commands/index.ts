@@ -61,6 +61,17 @@ export const commands: readonly Command[] = [
     load: () => import('./test.ts'),
   },
   {
+    name: 'explain',
+    summary: 'run one request through the real chain: route, each decision, what was removed',
+    usage: `hcgw explain METHOD PATH [--client ID] [--scope "a b"] [--patient ID] [--claims JSON|@f] [--purpose CODE]
+       [--header 'K: V']… [--body JSON|@file] [--answer UPSTREAM[/PATH]=@file.json|JSON]… [--config routes.yaml] [--json]
+  Compiles the config and sends the request in-process (a throw-away token issuer signs the caller's token for
+  --issuer, default the first; --anonymous sends none; upstreams answer from the demo sandbox unless --answer
+  says otherwise). Prints the matched route, each policy's decision and reason code, what the response filters
+  removed (resource types and field paths, never values) and the final status. Exit 0 whatever the answer.`,
+    load: () => import('./explain.ts'),
+  },
+  {
     name: 'audit',
     summary: 'check audit hash chains',
     usage: `hcgw audit verify [--rotated] [--partial] <file...>
