@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { parseConfig } from '../gateway/config/load.ts';
@@ -29,6 +29,23 @@ export function writeConfig(yaml: string, name = 'routes.yaml'): string {
   const file = join(dir, name);
   writeFileSync(file, yaml);
   return file;
+}
+
+/**
+ * The shipped sandbox routes.yaml with text edits (each [from, to] must change it), written to a temp dir
+ * beside links to what the config references relatively (schemas/, the dev keys under gateway/).
+ */
+export function sandboxVariant(...edits: Array<[from: string, to: string]>): string {
+  const dir = tempDir('hcgw-variant-');
+  let yaml = readFileSync('routes.yaml', 'utf8');
+  for (const [from, to] of edits) {
+    assert.ok(yaml.includes(from), `edit target not found in routes.yaml: ${from}`);
+    yaml = yaml.replace(from, to);
+  }
+  writeFileSync(join(dir, 'routes.yaml'), yaml);
+  symlinkSync(resolve('schemas'), join(dir, 'schemas'));
+  symlinkSync(resolve('gateway'), join(dir, 'gateway'));
+  return join(dir, 'routes.yaml');
 }
 
 /** A logger whose JSON lines tests can read (and grep for secrets). */

@@ -6,9 +6,10 @@ import { report, type DiffReport } from './render.ts';
 import { extractSurface, type Surface } from './surface.ts';
 
 export { renderText, type DiffReport } from './render.ts';
+export { compareSurfaces, type Change } from './compare.ts';
 
 /** Compiles a file exactly as `hcgw validate` does (ConfigError when it would not start), then reads its governed surface. */
-async function surfaceOf(file: string): Promise<Surface> {
+export async function surfaceOf(file: string): Promise<Surface> {
   const { compiled, release } = await compileCheck(file);
   try {
     const registry = await loadPolicies({ extra: compiled.config.plugins, configDir: dirname(resolve(compiled.file)) });
