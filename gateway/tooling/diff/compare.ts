@@ -17,7 +17,7 @@ function compareFacets(prev: Record<string, Facet>, next: Record<string, Facet>,
   const out: Change[] = [];
   for (const key of new Set([...Object.keys(prev), ...Object.keys(next)])) {
     const changes = compareFacet(Object.hasOwn(prev, key) ? prev[key] : ABSENT, Object.hasOwn(next, key) ? next[key] : ABSENT);
-    out.push(...changes.map((c) => ({ ...c, scope, aspect: prefix + key })));
+    out.push(...changes.map((c) => ({ effect: c.effect, scope, aspect: prefix + key, text: c.text })));
   }
   return out;
 }

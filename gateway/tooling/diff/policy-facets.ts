@@ -5,7 +5,8 @@ import { ceiling, grants, opaque, requires, scale, type Facet } from './facets.t
 import { allowedPurposes, releasedFields } from './fields.ts';
 import { rateLimitsOf } from './rates.ts';
 
-type Config = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- each classifier reads its own policy's validated config
+// Each classifier reads its own policy's config, already validated against that policy's schema.
+type Config = Record<string, any>;
 type Facets = Record<string, Facet>;
 /** What a classifier understood; keys of the policy config it did not consume become opaque facets. */
 interface Classified {

@@ -23,7 +23,7 @@ const FALSE_TRUE = ['false', 'true'];
 /** Settings that tune how, not whether or how much: timeouts, pools, retries. Not part of the governed surface. */
 const OPERATIONAL = {
   issuer: ['name', 'jwksCooldownMs', 'jwksCacheMaxAgeMs', 'jwksTimeoutMs'],
-  upstream: ['url', 'timeoutMs', 'connectTimeoutMs', 'maxSockets', 'retries', 'retryBackoffMs', 'retryBackoffMaxMs', 'circuitBreaker', 'honorsIdempotencyKey'],
+  upstream: ['timeoutMs', 'connectTimeoutMs', 'maxSockets', 'retries', 'retryBackoffMs', 'retryBackoffMaxMs', 'circuitBreaker', 'honorsIdempotencyKey'],
   server: ['port', 'bodyLimit', 'requestTimeoutMs', 'headersTimeoutMs', 'keepAliveTimeoutMs', 'logLevel', 'publicBaseUrl'],
 };
 /** Top-level sections read elsewhere (routes, issuers, upstreams), or not governing callers (store, the sandbox's own settings). */
