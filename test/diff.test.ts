@@ -50,6 +50,31 @@ describe('hcgw diff: widening one way is narrowing the other', () => {
     );
   });
 
+  test('fields count per purpose as minimize picks profiles: first match wins, client-bound entries for every purpose they match', async () => {
+    const v = sandboxVariant(['Observation: [id, meta, status,', 'Observation: [id, meta, status, note,']);
+    const edited = await surfaceOf(v);
+    assert.deepEqual(compareSurfaces(shipped, edited).map((c) => [c.effect, c.scope, c.text]), [
+      // HPAYMT is decided by the billing-partner entry before the catch-all clinical one.
+      ['widening', 'route ehr-observation-search', 'Observation fields newly exposed: note (profile clinical; any caller; purposes PATRQT, TREAT, none)'],
+      ['widening', 'route billing-claims-search', 'Observation fields newly exposed: note (profile clinical; client clinician-app; purposes TREAT)'],
+    ]);
+  });
+
+  test('a masked field released in clear widens (and the masked form goes)', async () => {
+    const v = sandboxVariant(['Patient: [id, birthDate, { field: "identifier[].value", transform: mask }]', 'Patient: [id, birthDate, "identifier[].value"]']);
+    const changes = compareSurfaces(shipped, await surfaceOf(v)).filter((c) => c.scope === 'route partner-billing-claims');
+    assert.deepEqual(changes.map((c) => [c.effect, c.text]), [
+      ['widening', 'Patient fields newly exposed: identifier[].value (profile billing-partner; any caller; purposes HPAYMT)'],
+      ['narrowing', 'Patient fields no longer exposed: identifier[].value (mask) (profile billing-partner; any caller; purposes HPAYMT)'],
+    ]);
+  });
+
+  test('anyOf: one alternative scope fewer narrows', async () => {
+    const v = sandboxVariant(['scopes: { anyOf: [billing.read, claims.read] }', 'scopes: { anyOf: [billing.read] }']);
+    const changes = compareSurfaces(shipped, await surfaceOf(v));
+    assert.deepEqual(changes.map((c) => [c.effect, c.scope, c.aspect, c.text]), [['narrowing', 'route encounter-financial-summary', 'scopes.alternative scopes (anyOf)', 'no longer grants claims.read']]);
+  });
+
   test('a purpose of use allowed', async () => {
     const v = sandboxVariant(['purposeOfUse: { required: true, allowed: [HPAYMT] }', 'purposeOfUse: { required: true, allowed: [HPAYMT, COVERAGE] }']);
     await assertWidens(v, { scope: 'route partner-billing-claims', aspect: 'minimize.purposes of use allowed', text: /^now grants COVERAGE$/ }, /^no longer grants COVERAGE$/);
