@@ -137,6 +137,14 @@ describe('hcgw diff: what it cannot classify widens (fail closed)', () => {
     }
   });
 
+  test('policies reordered on a route widen, in both directions', async () => {
+    const ehrEncounter = '    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n';
+    const edited = await surfaceOf(sandboxVariant([`${ehrEncounter}      - audit: {}\n      - jwt: { issuers: [sandbox-idp] }\n`, `${ehrEncounter}      - jwt: { issuers: [sandbox-idp] }\n      - audit: {}\n`]));
+    for (const changes of [compareSurfaces(shipped, edited), compareSurfaces(edited, shipped)]) {
+      assert.deepEqual(changes.map((c) => [c.effect, c.scope, c.aspect]), [['widening', 'route ehr-encounter-read', 'policy order']], show(changes));
+    }
+  });
+
   test('an audit setting changed widens and its value is never printed', async () => {
     const v = sandboxVariant(['hashKey: sandbox-only-audit-hash-key-0123456789abcdef', 'hashKey: another-audit-hash-key-0123456789abcdef0']);
     const r = await diffConfigs('routes.yaml', v);

@@ -28,6 +28,10 @@ function compareFacets(prev: Record<string, Facet>, next: Record<string, Facet>,
  */
 function comparePolicies(prev: NonNullable<Scope['policies']>, next: NonNullable<Scope['policies']>, scope: string): Change[] {
   const out: Change[] = [];
+  // Chain order is meaning (who runs first, what a response filter sees): any reordering counts as widening.
+  const kept = (from: object, other: object) => Object.keys(from).filter((k) => Object.hasOwn(other, k));
+  const [before, after] = [kept(prev, next), kept(next, prev)];
+  if (before.join() !== after.join()) out.push({ effect: 'widening', scope, aspect: 'policy order', text: `${before.join(', ')} → ${after.join(', ')} (not classified: counts as widening)` });
   for (const key of new Set([...Object.keys(prev), ...Object.keys(next)])) {
     const p = Object.hasOwn(prev, key) ? prev[key] : undefined;
     const n = Object.hasOwn(next, key) ? next[key] : undefined;
