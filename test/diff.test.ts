@@ -153,6 +153,45 @@ describe('hcgw diff: what it cannot classify widens (fail closed)', () => {
   });
 });
 
+describe('hcgw diff: event subscriptions are consumers like routes', () => {
+  const SECRET = 'whsec_c2FuZGJveC1vbmx5LWRpZmYtdGVzdA==';
+  /** The sandbox config with an events section and one subscription (its lines given). */
+  const withSubscription = (types: string, url: string, policies: string) =>
+    sandboxVariant([
+      '      - scopes: { allOf: [priorauth.write] }\n',
+      `      - scopes: { allOf: [priorauth.write] }
+
+events:
+  engine: { kind: embedded, dir: ./data/events-diff }
+  schemas:
+    encounter.discharged: { "1": { type: object } }
+    encounter.admitted: { "1": { type: object } }
+  subscriptions:
+    - id: crm
+      filter: { types: [${types}] }
+      subscriber: { clientId: crm-vendor }
+      policies:
+${policies}
+      delivery: { kind: webhook, url: "${url}", secret: ${SECRET} }
+`,
+    ]);
+
+  test('an event type and a destination added widen, a policy dropped widens; query strings and secrets are not printed', async () => {
+    const before = withSubscription('encounter.discharged', 'http://127.0.0.1:9/hook', '        - minimize: { select: [{ profile: portal }] }\n        - consent: { source: { upstream: ehr } }');
+    const after = withSubscription('encounter.discharged, encounter.admitted', 'http://127.0.0.1:9/other?token=sekrit', '        - minimize: { select: [{ profile: portal }] }');
+    const r = await diffConfigs(before, after);
+    assert.deepEqual(r.changes.map((c) => [c.effect, c.scope, c.aspect, c.text]), [
+      ['widening', 'subscription crm', 'event types', 'now grants encounter.admitted'],
+      ['widening', 'subscription crm', 'destination', 'now grants webhook http://127.0.0.1:9/other'],
+      ['narrowing', 'subscription crm', 'destination', 'no longer grants webhook http://127.0.0.1:9/hook'],
+      ['widening', 'subscription crm', 'delivery', 'changed (not classified: counts as widening)'],
+      ['widening', 'subscription crm', 'policy consent', 'removed'],
+    ]);
+    assert.doesNotMatch(JSON.stringify(r) + renderText(r), /sekrit|whsec_/);
+    assert.equal((await diffConfigs(after, before)).changes.find((c) => c.aspect === 'policy consent')?.effect, 'narrowing');
+  });
+});
+
 describe('hcgw diff on the command line (bin/hcgw.js)', () => {
   test('identical files: no change, exit 0', () => {
     const r = realCli('routes.yaml', sandboxVariant(['# Sandbox configuration', '# The sandbox configuration']));
