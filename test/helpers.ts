@@ -58,6 +58,17 @@ export function editRoute(yaml: string, id: string, edit: (block: string) => str
   return yaml.slice(0, start) + changed + yaml.slice(end);
 }
 
+/** The shipped routes.yaml with text edits, each [from, to] of which must change it (shippedConfigCopy). */
+export function sandboxVariant(...edits: Array<[from: string, to: string]>): string {
+  if (!edits.length) return shippedConfigCopy();
+  return shippedConfigCopy((yaml) =>
+    edits.reduce((text, [from, to]) => {
+      assert.ok(text.includes(from), `edit target not found in routes.yaml: ${from}`);
+      return text.replace(from, to);
+    }, yaml),
+  );
+}
+
 /** A logger whose JSON lines tests can read (and grep for secrets). */
 export function captureLogger(level = 'debug') {
   const lines: string[] = [];

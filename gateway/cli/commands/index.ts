@@ -27,6 +27,18 @@ export const commands: readonly Command[] = [
     load: () => import('./validate.ts'),
   },
   {
+    name: 'diff',
+    summary: 'compare the governed surface of two configs; exit 2 if anything widens',
+    usage: `hcgw diff OLD.yaml NEW.yaml [--json]
+  Compiles both files as validate does, then compares what they govern, not their text: routes, issuers and
+  audiences, scopes, purposes of use, fields released per resource type x profile x purpose, consent and
+  patient-compartment coverage, rate limits (as limit / window) and lanes, upstream targets, policies and
+  their mode. Each change is marked WIDENING (more access, more data, fewer limits) or narrowing; a change
+  it cannot classify counts as widening. --json for machines (docs/policy-tooling.md).
+  Exit 0 when nothing widens, 2 when anything widens, 1 on a config or usage error (nothing compared).`,
+    load: () => import('./diff.ts'),
+  },
+  {
     name: 'token',
     summary: 'mint a dev token from the running sandbox IdP',
     usage: `hcgw token [--client ID] [--sub S] [--scope "a b"] [--patient ID] [--fhir-user REF] [--aud A] [--ttl SEC] [--idp URL] [--dpop] [--dpop-key f]

@@ -1,18 +1,12 @@
-import { compileConfig } from '../../config/compile.ts';
 import { ConfigError } from '../../config/errors.ts';
-import { loadConfigFile } from '../../config/load.ts';
-import { createLogger } from '../../ops/logger.ts';
-import { createMetrics } from '../../ops/metrics.ts';
-import { createMemoryStore } from '../../store/memory.ts';
+import { compileCheck } from '../../tooling/compile-check.ts';
 import { strictCheck } from '../../tooling/lint/lint.ts';
 import { parseOptions, printConfigError, UsageError } from '../command.ts';
 
 /** Compiles the file exactly as `hcgw start` would; 0 when it would start, 1 (every error printed) when not. */
 export async function validateFile(file: string, opts: { quiet?: boolean; strict?: boolean } = {}): Promise<number> {
   try {
-    const loaded = await loadConfigFile(file);
-    const store = createMemoryStore();
-    const compiled = await compileConfig(loaded, { logger: createLogger({ silent: true }), metrics: createMetrics(), store });
+    const { loaded, compiled, release } = await compileCheck(file);
     for (const w of compiled.warnings) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
     const layers = compiled.routes.reduce<Record<string, number>>((acc, r) => ((acc[r.layer] = (acc[r.layer] ?? 0) + 1), acc), {});
     if (!opts.quiet)
@@ -20,8 +14,7 @@ export async function validateFile(file: string, opts: { quiet?: boolean; strict
         `${file}: OK — ${compiled.routes.length} routes (${Object.entries(layers).map(([l, n]) => `${n} ${l}`).join(', ')}), ` +
           `${loaded.config.identity.issuers.length} issuers, ${Object.keys(loaded.config.upstreams).length} upstreams, version ${loaded.hash}\n`,
       );
-    await compiled.close();
-    await store.close();
+    await release();
     return opts.strict ? strictCheck(file, loaded.config) : 0;
   } catch (err) {
     if (err instanceof ConfigError) {
