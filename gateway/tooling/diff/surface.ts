@@ -36,6 +36,13 @@ function rest(config: object, taken: readonly string[]): Record<string, Facet> {
   return Object.fromEntries(Object.entries(config).filter(([k]) => !taken.includes(k)).map(([k, v]) => [k, opaque(v)]));
 }
 
+/** A URL as it may be printed: no user info, query or fragment (they may carry credentials). */
+function shown(url: string): string {
+  if (!URL.canParse(url)) return '(unparsable url)';
+  const u = new URL(url);
+  return `${u.origin}${u.pathname === '/' && !url.endsWith('/') ? '' : u.pathname}`;
+}
+
 /** Where a target sends requests: `METHOD url+path` per upstream call, `route X` for a target over another route. */
 function targetsOf(target: unknown, upstreams: Record<string, UpstreamConfig>): string[] {
   const out: string[] = [];
@@ -43,7 +50,7 @@ function targetsOf(target: unknown, upstreams: Record<string, UpstreamConfig>): 
     if (Array.isArray(v)) return v.forEach(visit);
     if (v === null || typeof v !== 'object') return;
     const o = v as Record<string, unknown>;
-    if (typeof o.upstream === 'string') out.push(`${typeof o.method === 'string' ? `${o.method} ` : ''}${upstreams[o.upstream]?.url ?? o.upstream}${typeof o.path === 'string' ? o.path : ''}`);
+    if (typeof o.upstream === 'string') out.push(`${typeof o.method === 'string' ? `${o.method} ` : ''}${upstreams[o.upstream] ? shown(upstreams[o.upstream].url) : o.upstream}${typeof o.path === 'string' ? o.path : ''}`);
     if (typeof o.route === 'string') out.push(`route ${o.route}`);
     Object.values(o).forEach(visit);
   };
@@ -106,11 +113,9 @@ function routeScope(rc: RouteConfig, config: CompiledGateway['config'], registry
   };
 }
 
-/** Where a subscription delivers, without query strings (they may carry credentials). */
+/** Where a subscription delivers. */
 function destination(d: SubscriptionConfig['delivery']): string {
-  if (d.kind === 'nats') return `nats ${d.subject}`;
-  const u = URL.canParse(d.url) ? new URL(d.url) : undefined;
-  return `${d.kind} ${u ? `${u.origin}${u.pathname}` : '(unparsable url)'}`;
+  return d.kind === 'nats' ? `nats ${d.subject}` : `${d.kind} ${shown(d.url)}`;
 }
 
 /** An event subscription is a consumer like a route's caller: what it receives, where it goes, and its chain. */
