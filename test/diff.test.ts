@@ -20,19 +20,25 @@ const show = (cs: Change[]) => cs.map((c) => `${c.effect} ${c.scope} ${c.aspect}
  * The shipped config → the variant must widen with exactly the expected change (and nothing else widens
  * or narrows), and the variant → the shipped config must narrow with the mirror change and nothing widen.
  */
-async function assertWidens(variant: string, expected: { scope: string; aspect: string; text: RegExp }, reverse: RegExp) {
+interface Expected { scope: string; aspect: string; text: RegExp }
+
+/** `variant` widens exactly as `expected` says (one change each, in order) and the way back narrows. */
+async function assertWidens(variant: string, expected: Expected | Expected[], reverse: RegExp) {
+  const all = Array.isArray(expected) ? expected : [expected];
   const edited = await surfaceOf(variant);
   const forward = compareSurfaces(shipped, edited);
-  assert.equal(forward.length, 1, show(forward));
-  assert.equal(forward[0].effect, 'widening', show(forward));
-  assert.equal(forward[0].scope, expected.scope);
-  assert.equal(forward[0].aspect, expected.aspect);
-  assert.match(forward[0].text, expected.text);
+  assert.equal(forward.length, all.length, show(forward));
   const back = compareSurfaces(edited, shipped);
-  assert.equal(back.length, 1, show(back));
-  assert.equal(back[0].effect, 'narrowing', show(back));
-  assert.equal(back[0].scope, expected.scope);
-  assert.match(back[0].text, reverse);
+  assert.equal(back.length, all.length, show(back));
+  all.forEach((e, i) => {
+    assert.equal(forward[i].effect, 'widening', show(forward));
+    assert.equal(forward[i].scope, e.scope);
+    assert.equal(forward[i].aspect, e.aspect);
+    assert.match(forward[i].text, e.text);
+    assert.equal(back[i].effect, 'narrowing', show(back));
+    assert.equal(back[i].scope, e.scope);
+    assert.match(back[i].text, reverse);
+  });
 }
 
 describe('hcgw diff: widening one way is narrowing the other', () => {
@@ -43,9 +49,11 @@ describe('hcgw diff: widening one way is narrowing the other', () => {
 
   test('a field added to a minimization profile', async () => {
     const v = sandboxVariant(['Encounter: [id, period, type, serviceProvider]', 'Encounter: [id, period, type, serviceProvider, diagnosis]']);
+    const exposed = /^Encounter fields newly exposed: diagnosis \(profile portal; any caller; purposes any\)$/;
     await assertWidens(
       v,
-      { scope: 'route portal-overview', aspect: 'minimize.fields', text: /^Encounter fields newly exposed: diagnosis \(profile portal; any caller; purposes any\)$/ },
+      // The portal's event subscription uses the same profile: its notifications widen too.
+      [{ scope: 'route portal-overview', aspect: 'minimize.fields', text: exposed }, { scope: 'subscription portal-p1', aspect: 'minimize.fields', text: exposed }],
       /^Encounter fields no longer exposed: diagnosis /,
     );
   });
@@ -154,41 +162,23 @@ describe('hcgw diff: what it cannot classify widens (fail closed)', () => {
 });
 
 describe('hcgw diff: event subscriptions are consumers like routes', () => {
-  const SECRET = 'whsec_c2FuZGJveC1vbmx5LWRpZmYtdGVzdA==';
-  /** The sandbox config with an events section and one subscription (its lines given). */
-  const withSubscription = (types: string, url: string, policies: string) =>
-    sandboxVariant([
-      '      - scopes: { allOf: [priorauth.write] }\n',
-      `      - scopes: { allOf: [priorauth.write] }
-
-events:
-  engine: { kind: embedded, dir: ./data/events-diff }
-  schemas:
-    encounter.discharged: { "1": { type: object } }
-    encounter.admitted: { "1": { type: object } }
-  subscriptions:
-    - id: crm
-      filter: { types: [${types}] }
-      subscriber: { clientId: crm-vendor }
-      policies:
-${policies}
-      delivery: { kind: webhook, url: "${url}", secret: ${SECRET} }
-`,
-    ]);
-
   test('an event type and a destination added widen, a policy dropped widens; query strings and secrets are not printed', async () => {
-    const before = withSubscription('encounter.discharged', 'http://127.0.0.1:9/hook', '        - minimize: { select: [{ profile: portal }] }\n        - consent: { source: { upstream: ehr } }');
-    const after = withSubscription('encounter.discharged, encounter.admitted', 'http://127.0.0.1:9/other?token=sekrit', '        - minimize: { select: [{ profile: portal }] }');
-    const r = await diffConfigs(before, after);
+    // The shipped sandbox's `crm` subscription, edited.
+    const crm = '      filter: { types: [encounter.discharged] }\n      subscriber: { clientId: crm-vendor }\n      policies:\n        - audit: {}\n';
+    const after = sandboxVariant(
+      [crm, '      filter: { types: [encounter.discharged, encounter.admitted] }\n      subscriber: { clientId: crm-vendor }\n      policies:\n'],
+      ['url: http://127.0.0.1:9105/hooks/crm,', 'url: "http://127.0.0.1:9105/other?token=sekrit",'],
+    );
+    const r = await diffConfigs('routes.yaml', after);
     assert.deepEqual(r.changes.map((c) => [c.effect, c.scope, c.aspect, c.text]), [
       ['widening', 'subscription crm', 'event types', 'now grants encounter.admitted'],
-      ['widening', 'subscription crm', 'destination', 'now grants webhook http://127.0.0.1:9/other'],
-      ['narrowing', 'subscription crm', 'destination', 'no longer grants webhook http://127.0.0.1:9/hook'],
+      ['widening', 'subscription crm', 'destination', 'now grants webhook http://127.0.0.1:9105/other'],
+      ['narrowing', 'subscription crm', 'destination', 'no longer grants webhook http://127.0.0.1:9105/hooks/crm'],
       ['widening', 'subscription crm', 'delivery', 'changed (not classified: counts as widening)'],
-      ['widening', 'subscription crm', 'policy consent', 'removed'],
+      ['widening', 'subscription crm', 'policy audit', 'removed'],
     ]);
     assert.doesNotMatch(JSON.stringify(r) + renderText(r), /sekrit|whsec_/);
-    assert.equal((await diffConfigs(after, before)).changes.find((c) => c.aspect === 'policy consent')?.effect, 'narrowing');
+    assert.equal((await diffConfigs(after, 'routes.yaml')).changes.find((c) => c.aspect === 'policy audit')?.effect, 'narrowing');
   });
 });
 
