@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { compile as compilePath, match as compileMatcher, type MatchFunction } from 'path-to-regexp';
 import { isPlainObject } from '../lib/json-path.ts';
@@ -36,6 +37,12 @@ export interface PublicLinks {
   publicBase(req: IncomingMessage): string | undefined;
   /** The body with upstream URLs rewritten or removed (a new value; the input is not mutated). */
   rewriteBody(body: unknown, route: CompiledRoute, req: IncomingMessage): unknown;
+  /**
+   * True when `rewriteBody` would return the parsed body unchanged, judged from the upstream's bytes alone,
+   * so they can be sent as they are. Fails closed: any byte that might spell an upstream address or a key
+   * rewritten whatever it names (escapes, `fullUrl`, `link`, `location`, invalid UTF-8) answers false.
+   */
+  verbatimSafe(raw: Buffer): boolean;
   /** Removes banners and rewrites (or removes) URL headers in place. */
   rewriteHeaders(headers: OutgoingHttpHeaders | IncomingMessage['headers'], route: CompiledRoute, req: IncomingMessage, upstreamUrl?: string): void;
 }
@@ -213,6 +220,27 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
     return out;
   }
 
+  // Upstream host names as namesUpstream() finds them (lower-cased text containing the origin): a body
+  // without the host name cannot contain the origin. Names without letters (IP addresses) are found in the
+  // bytes directly: lower-casing never produces digits, dots, colons or brackets.
+  const hostNeedles = bases.map((b) => {
+    const host = b.upstream.url.hostname.toLowerCase();
+    return /[a-z]/.test(host) ? { text: host } : { bytes: Buffer.from(host) };
+  });
+  // `fullUrl`, Bundle `link` and `response.location` are rewritten (or removed) whatever URL they hold;
+  // a backslash may escape any character of a key or an address.
+  const ALWAYS_REWRITTEN = ['"fullUrl"', '"link"', '"location"', '\\'].map((k) => Buffer.from(k));
+
+  function verbatimSafe(raw: Buffer): boolean {
+    for (const k of ALWAYS_REWRITTEN) if (raw.includes(k)) return false;
+    if (!isUtf8(raw)) return false;
+    let lower: string | undefined;
+    for (const n of hostNeedles) {
+      if (n.bytes ? raw.includes(n.bytes) : (lower ??= raw.toString('utf8').toLowerCase()).includes(n.text!)) return false;
+    }
+    return true;
+  }
+
   function rewriteHeaders(headers: OutgoingHttpHeaders, route: CompiledRoute, req: IncomingMessage, upstreamUrl?: string): void {
     for (const h of BANNER_HEADERS) delete headers[h];
     const base = publicBase(req);
@@ -253,6 +281,7 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
       const r = walk(body, '', route, publicBase(req));
       return r === REMOVE ? null : r;
     },
+    verbatimSafe,
     rewriteHeaders: rewriteHeaders as PublicLinks['rewriteHeaders'],
   };
 }
