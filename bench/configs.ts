@@ -10,6 +10,25 @@ routes:
 `;
 }
 
+/**
+ * Express Gateway's two-policy chain: jwt with a static RS256 public key (no JWKS endpoint) + a rate limit
+ * on the memory store (a quota high enough never to refuse), in front of a plain proxy.
+ */
+export function jwtRateLimitYaml(upstream: string, jwk: Record<string, unknown>): string {
+  const policies = `policies: [{ jwt: { issuers: [bench-idp] } }, { rate-limit: { key: client, limit: 100000000, window: 1m } }]`;
+  return `version: 1
+store: { kind: memory }
+identity:
+  issuers:
+    - { name: bench-idp, issuer: https://bench-idp.local, keys: [${JSON.stringify(jwk)}], audiences: [hcgw-bench], algorithms: [RS256] }
+upstreams:
+  up: { url: ${upstream}/fhir }
+routes:
+  - { id: patient, layer: system, match: { methods: [GET], path: /fhir/Patient/:id }, target: { upstream: up, path: /Patient/:id }, ${policies} }
+  - { id: observations, layer: system, match: { methods: [GET], path: /fhir/Observation }, target: { upstream: up, path: /Observation }, ${policies} }
+`;
+}
+
 export interface FullChainOptions {
   upstream: string;
   jwks: string;

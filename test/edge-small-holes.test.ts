@@ -1,26 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
-import { rawRequest, startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers.ts';
+import { rawHttp, rawRequest, startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers.ts';
 
 /**
  * Class 9 of issue 12 (the edge's parts): experience sources honour forwardAuthorization; malformed JSON is
  * refused on every route, not only where a policy reads the body; /healthz and /readyz apply the routes'
  * Host checks. And the architecture rule behind it all: only the pipeline runs the response phase.
  */
-/** A request written byte for byte (duplicate or missing Host), answered as text. */
-function rawHttp(base: string, request: string): Promise<string> {
-  const { port } = new URL(base);
-  return new Promise<string>((resolve, reject) => {
-    const s = connect(Number(port), '127.0.0.1', () => s.write(request));
-    let out = '';
-    s.on('data', (c) => (out += c));
-    s.on('end', () => resolve(out));
-    s.on('error', reject);
-  });
-}
 
 describe('smaller holes at the edge (issue 12, class 9)', () => {
   let up: TestUpstream;

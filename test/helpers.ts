@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { mkdtempSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -519,4 +519,16 @@ export async function metricValue(url: string, name: string, labels: Record<stri
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
   }
   return sum;
+}
+
+/** A request written byte for byte (duplicate or missing Host, absolute-form target), answered as text. */
+export function rawHttp(base: string, request: string): Promise<string> {
+  const { port } = new URL(base);
+  return new Promise<string>((resolve, reject) => {
+    const s = connect(Number(port), '127.0.0.1', () => s.write(request));
+    let out = '';
+    s.on('data', (c) => (out += c));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+  });
 }

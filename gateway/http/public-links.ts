@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { compile as compilePath, match as compileMatcher, type MatchFunction } from 'path-to-regexp';
 import { isPlainObject } from '../lib/json-path.ts';
@@ -34,8 +35,14 @@ export interface PublicLinksOptions {
 export interface PublicLinks {
   /** The gateway's public base for this request, or undefined when none can be trusted. */
   publicBase(req: IncomingMessage): string | undefined;
-  /** The body with upstream URLs rewritten or removed (a new value; the input is not mutated). */
+  /** The body with upstream URLs rewritten or removed (the input is not mutated; unchanged parts are shared). */
   rewriteBody(body: unknown, route: CompiledRoute, req: IncomingMessage): unknown;
+  /**
+   * True when `rewriteBody` would return the parsed body unchanged, judged from the upstream's bytes alone,
+   * so they can be sent as they are. Fails closed: any byte that might spell an upstream address or a key
+   * rewritten whatever it names (escapes, `fullUrl`, `link`, `location`, invalid UTF-8) answers false.
+   */
+  verbatimSafe(raw: Buffer): boolean;
   /** Removes banners and rewrites (or removes) URL headers in place. */
   rewriteHeaders(headers: OutgoingHttpHeaders | IncomingMessage['headers'], route: CompiledRoute, req: IncomingMessage, upstreamUrl?: string): void;
 }
@@ -45,6 +52,19 @@ const ABSOLUTE = /^https?:\/\//i;
 const URL_IN_TEXT = /https?:\/\/[^\s"'<>]+/gi;
 
 const normalHost = (h: string) => h.trim().toLowerCase();
+
+/** `__proto__` is data here (JSON.parse made it an own key): define it, never assign it. */
+function define(out: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
+}
+
+/** A new object holding the first `n` entries. */
+function copyOf(entries: Array<[string, unknown]>, n: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) define(out, entries[i][0], entries[i][1]);
+  return out;
+}
 
 export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: ReadonlyMap<string, Upstream>, opts: PublicLinksOptions): PublicLinks {
   const configuredBase = opts.publicBaseUrl?.replace(/\/+$/, '');
@@ -180,20 +200,30 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
     return s.replace(URL_IN_TEXT, (m) => (namesUpstream(m) ? (mapUrl(m, route, base) ?? '[removed]') : m));
   }
 
+  /**
+   * Copy on write: a subtree with nothing to rewrite is returned as it is (the same object), so a body
+   * with few URLs costs a walk, not a copy of every object in it.
+   */
   function walk(v: unknown, key: string, route: CompiledRoute, base: string | undefined, governedKey = false): unknown {
     if (typeof v === 'string') return v.includes('://') ? rewriteString(v, key, route, base, governedKey) : v;
     if (Array.isArray(v)) {
-      const out: unknown[] = [];
-      for (const x of v) {
-        const r = walk(x, key, route, base);
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const r = walk(v[i], key, route, base);
+        if (out === undefined) {
+          if (r === v[i]) continue;
+          out = v.slice(0, i);
+        }
         if (r !== REMOVE) out.push(r);
       }
-      return out;
+      return out ?? v;
     }
     if (!isPlainObject(v)) return v;
     const bundle = v.resourceType === 'Bundle';
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
+    const entries = Object.entries(v);
+    let out: Record<string, unknown> | undefined;
+    for (let i = 0; i < entries.length; i++) {
+      const [k, x] = entries[i];
       if (bundle && k === 'link' && Array.isArray(x)) {
         // A paging link that cannot go through the gateway is dropped whole, not left without its url.
         const link = x.flatMap((l) => {
@@ -201,16 +231,39 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
           const url = rewriteString(l.url, 'url', route, base, true);
           return url === REMOVE ? [] : [{ ...(walk(l, 'link', route, base) as object), url }];
         });
+        out ??= copyOf(entries, i);
         if (link.length) out.link = link; // FHIR JSON has no empty arrays
         continue;
       }
       const r = walk(x, k, route, base, k === 'fullUrl' || (key === 'response' && k === 'location'));
-      // `__proto__` is data here (JSON.parse made it an own key): define it, never assign it.
-      if (r === REMOVE) continue;
-      if (k === '__proto__') Object.defineProperty(out, k, { value: r, enumerable: true, writable: true, configurable: true });
-      else out[k] = r;
+      if (out === undefined) {
+        if (r === x) continue;
+        out = copyOf(entries, i);
+      }
+      if (r !== REMOVE) define(out, k, r);
     }
-    return out;
+    return out ?? v;
+  }
+
+  // Upstream host names as namesUpstream() finds them (lower-cased text containing the origin): a body
+  // without the host name cannot contain the origin. Names without letters (IP addresses) are found in the
+  // bytes directly: lower-casing never produces digits, dots, colons or brackets.
+  const hostNeedles = bases.map((b) => {
+    const host = b.upstream.url.hostname.toLowerCase();
+    return /[a-z]/.test(host) ? { text: host } : { bytes: Buffer.from(host) };
+  });
+  // `fullUrl`, Bundle `link` and `response.location` are rewritten (or removed) whatever URL they hold;
+  // a backslash may escape any character of a key or an address.
+  const ALWAYS_REWRITTEN = ['"fullUrl"', '"link"', '"location"', '\\'].map((k) => Buffer.from(k));
+
+  function verbatimSafe(raw: Buffer): boolean {
+    for (const k of ALWAYS_REWRITTEN) if (raw.includes(k)) return false;
+    if (!isUtf8(raw)) return false;
+    let lower: string | undefined;
+    for (const n of hostNeedles) {
+      if (n.bytes ? raw.includes(n.bytes) : (lower ??= raw.toString('utf8').toLowerCase()).includes(n.text!)) return false;
+    }
+    return true;
   }
 
   function rewriteHeaders(headers: OutgoingHttpHeaders, route: CompiledRoute, req: IncomingMessage, upstreamUrl?: string): void {
@@ -253,6 +306,7 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
       const r = walk(body, '', route, publicBase(req));
       return r === REMOVE ? null : r;
     },
+    verbatimSafe,
     rewriteHeaders: rewriteHeaders as PublicLinks['rewriteHeaders'],
   };
 }

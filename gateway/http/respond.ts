@@ -12,6 +12,7 @@ export function isJsonType(contentType: string | string[] | undefined): boolean 
 const REPRESENTATION_HEADERS = ['content-length', 'content-encoding', 'transfer-encoding', 'content-md5', 'digest', 'repr-digest', 'content-digest'];
 /** The upstream's connection handling is not the client's: node decides it for the client connection. */
 const HOP_BY_HOP = ['connection', 'keep-alive'];
+const NOT_FORWARDED = [...REPRESENTATION_HEADERS, ...HOP_BY_HOP];
 
 /**
  * Writes a buffered JSON response whose response phase has already run (gateway/pipeline/dispatch.ts).
@@ -21,15 +22,30 @@ const HOP_BY_HOP = ['connection', 'keep-alive'];
  */
 export function writeBufferedJson(ex: Exchange, response: ResponseBody, original?: Buffer): void {
   const out = Buffer.from(JSON.stringify(response.body) ?? 'null');
+  send(ex, response, out, original !== undefined && original.equals(out));
+}
+
+/**
+ * Writes the upstream's own bytes, when nothing in the gateway changes the body (the pipeline decides): the
+ * same headers as a re-serialised body, without serialising it.
+ */
+export function writeVerbatimJson(ex: Exchange, response: ResponseBody, original: Buffer): void {
+  send(ex, response, original, true);
+}
+
+function send(ex: Exchange, response: ResponseBody, out: Buffer, unchanged: boolean): void {
   const headers: OutgoingHttpHeaders = { ...response.headers };
-  for (const h of [...REPRESENTATION_HEADERS, ...HOP_BY_HOP]) delete headers[h];
-  if (headers.etag && !(original && original.equals(out))) {
+  for (const h of NOT_FORWARDED) delete headers[h];
+  if (headers.etag && !unchanged) {
     headers.etag = `W/"${createHash('sha256').update(out).digest('base64url').slice(0, 27)}"`;
   }
   headers['content-length'] = String(out.length);
   const res = ex.res;
   res.statusCode = response.status;
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v);
+  for (const k in headers) {
+    const v = headers[k];
+    if (v !== undefined) res.setHeader(k, v);
+  }
   ex.status = response.status;
   res.end(ex.method === 'HEAD' ? undefined : out);
 }

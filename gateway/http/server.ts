@@ -37,6 +37,8 @@ import { mountEventsAdmin } from '../events/admin.ts';
 import type { CompiledRoute, Exchange, GatewayConfig } from '../sdk/types.ts';
 import type { CloudEvent } from '../events/types.ts';
 
+const noop = () => undefined;
+
 export interface GatewayOptions {
   /** Path of routes.yaml (used for reloads). */
   file: string;
@@ -166,28 +168,69 @@ export class Gateway {
     return this.current.compiled;
   }
 
+  private readonly applySecurityHeaders = securityHeaders();
+
+  /**
+   * What every response gets before anything answers, health endpoints included: Connection: close while
+   * draining (a reused keep-alive connection could carry a request that the final cut would lose), the
+   * security headers, and the Host and header checks. False when the request was answered (refused).
+   */
+  private prelude(req: Request, res: Response): boolean {
+    if (this.closing) res.setHeader('Connection', 'close');
+    this.applySecurityHeaders(req, res, noop);
+    const refusal = edgeRefusal(req, this.allowedHosts);
+    if (!refusal) return true;
+    const id = requestIdOf(req);
+    res.setHeader('X-Request-Id', id);
+    writeProblem(res, refusal, id);
+    return false;
+  }
+
   private buildApp(): void {
     const app = this.app;
     const cfg = this.compiled.config.server;
     app.disable('x-powered-by');
     app.disable('etag');
-    // While draining, a reused keep-alive connection could carry a request that the final cut would lose.
-    app.use((_req, res, next) => {
-      if (this.closing) res.setHeader('Connection', 'close');
-      next();
-    });
-    app.use(securityHeaders());
-    // Host and header checks come before anything answers: health endpoints apply the routes' rules too.
     app.use((req, res, next) => {
-      const refusal = edgeRefusal(req, this.allowedHosts);
-      if (!refusal) return next();
-      const id = requestIdOf(req);
-      res.setHeader('X-Request-Id', id);
-      writeProblem(res, refusal, id);
+      if (this.prelude(req, res)) next();
     });
-    mountHealth(app, this.ops(), { metrics: !cfg.admin });
+    this.expressPaths = mountHealth(app, this.ops(), { metrics: !cfg.admin });
     app.use((req, res) => void this.dispatch(req, res));
   }
+
+  /** Paths express answers itself (health, metrics), as its router matches them: any case, optional trailing slash. */
+  private expressPaths: ReadonlySet<string> = new Set();
+
+  /**
+   * node's request listener. Routed requests go straight to the prelude and the compiled router: walking
+   * express's middleware stack cost more per request than the routing itself. Express still answers the
+   * paths it owns, with the same prelude; the request and response get express's prototypes either way
+   * (req.ip and req.protocol honour `trust proxy`), as express's own app.handle gives them.
+   */
+  private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = (q === -1 ? url : url.slice(0, q)).toLowerCase();
+    // Anything express might route itself (an absolute-form target too) goes to express: its stack ends in
+    // the same dispatch, so sending it a request it does not own changes nothing but the cost.
+    if (url[0] !== '/' || this.expressPaths.has(path.endsWith('/') && path.length > 1 ? path.slice(0, -1) : path)) return void this.app(req, res);
+    const app = this.app as unknown as { request: object; response: object };
+    Object.setPrototypeOf(req, app.request);
+    Object.setPrototypeOf(res, app.response);
+    const ereq = req as Request;
+    const eres = res as Response;
+    ereq.res = eres;
+    eres.req = ereq;
+    eres.locals ??= Object.create(null) as Response['locals'];
+    try {
+      if (this.prelude(ereq, eres)) void this.dispatch(ereq, eres);
+    } catch (err) {
+      // express's final handler would have answered a throwing middleware with a 500: so do we, as a problem.
+      this.logger.error('internal error', { error: err });
+      if (!res.headersSent) writeProblem(res, toGatewayError(err), requestIdOf(req));
+      else res.destroy();
+    }
+  };
 
   /** The request path: match → read body → pipeline (request phase, target, response phase) → (log phase on close). */
   private async dispatch(req: Request, res: Response): Promise<void> {
@@ -324,7 +367,7 @@ export class Gateway {
   async listen(): Promise<AddressInfo> {
     const cfg = this.compiled.config.server;
     const options = { requestTimeout: cfg.requestTimeoutMs, headersTimeout: cfg.headersTimeoutMs, keepAliveTimeout: cfg.keepAliveTimeoutMs, maxHeaderSize: 16 * 1024, requireHostHeader: false, connectionsCheckingInterval: Math.min(1000, cfg.headersTimeoutMs) };
-    const server: http.Server = cfg.tls ? https.createServer({ ...options, ...serverTlsOptions(cfg.tls, dirname(resolve(this.file))) }, this.app) : http.createServer(options, this.app);
+    const server: http.Server = cfg.tls ? https.createServer({ ...options, ...serverTlsOptions(cfg.tls, dirname(resolve(this.file))) }, this.onRequest) : http.createServer(options, this.onRequest);
     // A malformed request never reaches express: answer it with a problem document, not node's bare 400.
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();

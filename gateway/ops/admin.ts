@@ -32,7 +32,8 @@ export interface AdminDeps extends OpsDeps {
  * Health and metrics, outside every policy chain. With an admin port configured, /metrics is served
  * only there (it reveals route ids and traffic); health stays on the main port for load balancers.
  */
-export function mountHealth(app: Express, deps: OpsDeps, opts: { metrics: boolean }): void {
+/** Mounts /healthz, /readyz and (opts.metrics) /metrics; returns the paths it mounted. */
+export function mountHealth(app: Express, deps: OpsDeps, opts: { metrics: boolean }): Set<string> {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -46,6 +47,7 @@ export function mountHealth(app: Express, deps: OpsDeps, opts: { metrics: boolea
       res.end(await deps.metrics.registry.metrics());
     });
   }
+  return new Set(['/healthz', '/readyz', ...(opts.metrics ? ['/metrics'] : [])]);
 }
 
 /** Upstream names a target refers to (system `upstream`, composition steps), never their URLs. */

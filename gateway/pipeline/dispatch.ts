@@ -1,5 +1,5 @@
 import type { PublicLinks } from '../http/public-links.ts';
-import { writeBufferedJson } from '../http/respond.ts';
+import { writeBufferedJson, writeVerbatimJson } from '../http/respond.ts';
 import type { BufferedResult, Exchange } from '../sdk/types.ts';
 import { runRequestPhase, runResponsePhase } from './chain.ts';
 
@@ -20,11 +20,16 @@ export async function runExchange(ex: Exchange, links: PublicLinks): Promise<voi
 }
 
 async function respond(ex: Exchange, result: BufferedResult, links: PublicLinks): Promise<void> {
-  const { response } = result;
-  if (ex.route.chain.response.length) await runResponsePhase(ex.route.chain, ex, response);
+  const { response, original } = result;
+  const chain = ex.route.chain;
+  // Nothing reads or reshapes the body and it names no upstream: the upstream's bytes go out as they came
+  // (parsed all the same, so a malformed body is still refused), without a rewrite walk or a re-serialisation.
+  const verbatim = !chain.response.length && !result.project && original !== undefined && links.verbatimSafe(original);
+  if (chain.response.length) await runResponsePhase(chain, ex, response);
   // Policies judge what the upstream said; clients get addresses they can follow through the gateway.
-  response.body = links.rewriteBody(response.body, ex.route, ex.req);
+  if (!verbatim) response.body = links.rewriteBody(response.body, ex.route, ex.req);
   links.rewriteHeaders(response.headers, ex.route, ex.req, result.upstreamUrl);
   if (result.project) response.body = result.project(response.body);
-  writeBufferedJson(ex, response, result.original);
+  if (verbatim) writeVerbatimJson(ex, response, original);
+  else writeBufferedJson(ex, response, original);
 }
