@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { EventBackbone } from '../gateway/events/backbone.ts';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { startGateway, waitFor, type TestGateway } from './helpers.ts';
+import { newSecret, startReceiver } from './events-helpers.ts';
+
+const KEYS = 50;
+const PER_KEY = 10;
+const TOTAL = KEYS * PER_KEY;
+const NATS = 'nats://127.0.0.1:4222';
+
+/** Deliveries this instance made (its own metrics registry). */
+async function deliveredBy(b: EventBackbone): Promise<number> {
+  return (await b.metrics.delivered.get()).values.reduce((n, v) => n + v.value, 0);
+}
+
+test('two gateway instances on one JetStream share a subscription; one closes mid-way; every event delivered, per-key order held', { timeout: 240_000 }, async () => {
+  const stream = `HCGW_SHARED_${randomUUID().slice(0, 8).toUpperCase()}`;
+  const secret = newSecret();
+  const r = await startReceiver(secret, { delayMs: 2 });
+  const yaml = `
+version: 1
+routes: []
+events:
+  engine: { kind: jetstream, servers: ["${NATS}"], stream: ${stream}, partitions: 8 }
+  schemas: { test.happened: { "1": { type: object, required: [key, i], properties: { key: { type: string }, i: { type: integer } } } } }
+  subscriptions:
+    - id: shared.sink
+      filter: { types: [test.happened] }
+      delivery: { kind: webhook, url: "${r.url}", secret: "${secret}" }
+      retry: { maxAttempts: 5, baseMs: 10, maxMs: 200 }
+      timeoutMs: 2000
+`;
+  const a: TestGateway = await startGateway(yaml);
+  let b: TestGateway | undefined;
+  let aClosed = false;
+  try {
+    b = await startGateway(yaml);
+    const ids = new Map<string, { key: string; i: number }>();
+    // Per key in order (each round waits for the last), keys in parallel, alternating instances.
+    for (let i = 0; i < PER_KEY; i++) {
+      await Promise.all(
+        Array.from({ length: KEYS }, async (_, k) => {
+          const id = randomUUID();
+          const key = `key-${k}`;
+          ids.set(id, { key, i });
+          const via = (i + k) % 2 === 0 || aClosed ? b! : a;
+          await via.gw.events!.publish({ specversion: '1.0', id, source: '/t', type: 'test.happened', time: new Date().toISOString(), partitionkey: key, data: { key, i } });
+        }),
+      );
+    }
+    await waitFor(() => r.received.length >= TOTAL / 3, 60_000, 'a third delivered');
+    const [byA, byB] = [await deliveredBy(a.gw.events!), await deliveredBy(b.gw.events!)];
+    await a.close();
+    aClosed = true;
+    const atClose = r.received.length;
+    await waitFor(() => new Set(r.received.map((m) => m.id)).size === TOTAL, 120_000, 'every event delivered after one instance closed');
+
+    assert.equal(r.rejected, 0, 'every delivery verified with standardwebhooks');
+    for (const id of ids.keys()) assert.ok(r.received.some((m) => m.id === id), `event ${id} lost`);
+    // Order per key: the first arrival of each event, per key, follows publish order.
+    const seen = new Set<string>();
+    const lastOf = new Map<string, number>();
+    for (const m of r.received) {
+      if (seen.has(m.id)) continue;
+      seen.add(m.id);
+      const { key, i } = m.data as { key: string; i: number };
+      assert.ok(i > (lastOf.get(key) ?? -1), `key ${key}: event ${i} arrived after ${lastOf.get(key)}`);
+      lastOf.set(key, i);
+    }
+    const duplicates = r.received.length - TOTAL;
+    console.log(`# shared JetStream: ${TOTAL} events, ${KEYS} keys; before close instance A delivered ${byA}, B ${byB}; A closed at ${atClose} received; total deliveries ${r.received.length}, duplicates ${duplicates} (${r.duplicates().length} ids)`);
+    // Resend of sequences 1..5 through a durable consumer of its own, which removes itself when done.
+    const before = r.received.length;
+    const firstFive = (await b.gw.events!.log.read(1, 5)).map((e) => e.event.id);
+    assert.equal(await b.gw.events!.resend('shared.sink', 1, 5), 5);
+    await waitFor(() => r.received.length >= before + 5, 30_000, 'resent events');
+    assert.deepEqual(r.received.slice(before).map((m) => m.id), firstFive);
+    const nc = await connect({ servers: [NATS] });
+    const consumers: string[] = [];
+    await waitFor(async () => {
+      consumers.length = 0;
+      for await (const ci of (await jetstreamManager(nc)).consumers.list(stream)) consumers.push(ci.name);
+      return !consumers.some((c) => c.includes('_resend_'));
+    }, 10_000, 'resend consumer removed');
+    await nc.close();
+    assert.equal(consumers.length, 8, consumers.join(' '));
+    assert.ok(byA > 0 && byB > 0, `both instances delivered before the close (A ${byA}, B ${byB})`);
+    // Only an event in flight on the closing instance can arrive twice: at most one per partition.
+    assert.ok(duplicates <= 8, `duplicates bounded by the events in flight at the close (${duplicates})`);
+  } finally {
+    if (!aClosed) await a.close();
+    await b?.close();
+    await r.close();
+    // The streams were ours alone.
+    const nc = await connect({ servers: [NATS] });
+    const jsm = await jetstreamManager(nc);
+    for (const s of [stream, `${stream}_CP`, `${stream}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
+    await nc.close();
+  }
+});
