@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { EventBackbone } from '../gateway/events/backbone.ts';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { startGateway, waitFor, type TestGateway } from './helpers.ts';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamEventLog, JetStreamLayoutError } from '../gateway/events/jetstream-log.ts';
+import { configIssues, startGateway, waitFor, type TestGateway } from './helpers.ts';
 import { newSecret, startReceiver } from './events-helpers.ts';
 
 const KEYS = 50;
@@ -101,4 +102,36 @@ events:
     for (const s of [stream, `${stream}_CP`, `${stream}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
     await nc.close();
   }
+});
+
+test('a stream in the previous subject layout, or made with other partitions, is refused at open; an empty one is taken over', async () => {
+  const name = `HCGW_OLDLAYOUT_${randomUUID().slice(0, 8).toUpperCase()}`;
+  const nc = await connect({ servers: [NATS] });
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: 'memory' as never });
+    const empty = await JetStreamEventLog.open({ servers: [NATS], stream: name, partitions: 4 });
+    await empty.close();
+    await assert.rejects(JetStreamEventLog.open({ servers: [NATS], stream: name, partitions: 8 }), (e: Error) => e instanceof JetStreamLayoutError && /other partitions/.test(e.message));
+    // The previous layout: events straight under <stream>.<type>, no partition token, no description.
+    await jsm.streams.update(name, { ...(await jsm.streams.info(name)).config, description: '' } as never);
+    await jetstream(nc).publish(`${name}.test.happened`, '{}');
+    await assert.rejects(JetStreamEventLog.open({ servers: [NATS], stream: name }), (e: Error) => e instanceof JetStreamLayoutError && /previous subject layout.*#migrating-a-jetstream-stream/.test(e.message));
+  } finally {
+    for (const s of [name, `${name}_CP`, `${name}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
+    await nc.close();
+  }
+});
+
+test('config: with the jetstream engine a subscription orders by partitionkey only', async () => {
+  const issues = await configIssues(`
+version: 1
+routes: []
+events:
+  engine: { kind: jetstream, servers: ["${NATS}"], stream: HCGW_UNUSED }
+  schemas: { test.happened: { "1": { type: object } } }
+  subscriptions:
+    - { id: s, filter: { types: [test.happened] }, orderBy: facility, delivery: { kind: webhook, url: "http://127.0.0.1:9/x", secret: "${newSecret()}" } }
+`);
+  assert.deepEqual(issues, ['events.subscriptions[0].orderBy: the jetstream engine orders by `partitionkey` (else `patient`) only']);
 });
