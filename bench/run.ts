@@ -216,6 +216,9 @@ async function main(): Promise<void> {
   const fixedDirect = rows.find((r) => r.name === 'fixed 1000 req/s: direct (bundle)');
   const fixedFull = rows.find((r) => r.name === 'fixed 1000 req/s: full chain (bundle)');
   if (fixedDirect && fixedFull) process.stdout.write(`\nlatency added by the full chain at 1000 req/s: p99 +${(fixedFull.p99 - fixedDirect.p99).toFixed(2)} ms, p50 +${(fixedFull.p50 - fixedDirect.p50).toFixed(2)} ms\n`);
+  // The event backbone's rows (both engines, in this process): bounded to 1,000 events and 60 s per engine.
+  const { eventBenchTable } = await import('./events.ts');
+  process.stdout.write(`\nevent backbone:\n${await eventBenchTable({ count: 1000, timeoutMs: 60_000 })}\n`);
   const outDir = join(ROOT, 'bench');
   if (!existsSync(outDir)) mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: availableParallelism(), durationSec: DURATION, connections: CONNECTIONS, rows }, null, 2) + '\n');

@@ -117,7 +117,8 @@ export class JetStreamSubscriptionWorker implements SubscriptionRunner {
 
   private async consume(consumer: string, resendTo?: number): Promise<void> {
     const c = await this.h.js.consumers.get(this.h.stream, consumer);
-    const messages = await c.consume({ max_messages: 1 });
+    // A pull for two keeps a request waiting at the server, so the next event comes as soon as this one is acked.
+    const messages = await c.consume({ max_messages: 2 });
     this.iterators.add(messages);
     try {
       for await (const m of messages) {
@@ -140,7 +141,7 @@ export class JetStreamSubscriptionWorker implements SubscriptionRunner {
     this.inFlight.add(m);
     try {
       const ev: StoredEvent = { sequence: m.seq, storedAt: Math.floor(m.info.timestampNanos / NS_PER_MS), event: m.json<CloudEvent>() };
-      if (!matchesFilter(this.sub.config.filter, ev.event)) return void (await m.ackAck());
+      if (!matchesFilter(this.sub.config.filter, ev.event)) return m.ack();
       const attempt = m.info.deliveryCount;
       const { maxAttempts } = this.sub.config.retry;
       // An open circuit holds the event (and its partition) here, telling the server we are still on it.
@@ -150,7 +151,7 @@ export class JetStreamSubscriptionWorker implements SubscriptionRunner {
       }
       if (this.stopped) return m.nak();
       const outcome = await this.attempts.once(this.sub, ev, this.stop$.signal);
-      if (outcome.kind === 'done') return void (await m.ackAck());
+      if (outcome.kind === 'done') return m.ack();
       // Stopping mid-send: another instance takes the event at once (it may have arrived: a duplicate).
       if (this.stopped) return m.nak();
       if (attempt < maxAttempts) {
