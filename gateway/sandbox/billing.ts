@@ -1,11 +1,24 @@
 /** Demo billing system: plain JSON claims, charges, payments and account balances. */
+import { Webhook } from 'standardwebhooks';
 import { billingSeed, PATIENT_IDS } from './data.ts';
 import { counter, filterBy, HttpError, list, money, need, refId, reply, requireFields, sameRef, startUpstream, type ListenOpts, type UpstreamServer } from './http.ts';
+
+/**
+ * The sandbox story's webhook secret: the gateway's `discharge-billing` subscription (routes.yaml) signs
+ * with it. A development value, like the sandbox's keys; a real subscription reads its secret from ${env:…}.
+ */
+export const SANDBOX_WEBHOOK_SECRET = 'whsec_c2FuZGJveC1kaXNjaGFyZ2UtYmlsbGluZy1kZXY=';
+
+/** What billing books when a discharge event arrives: CPT 99238, hospital discharge day management. */
+const DISCHARGE_CHARGE = { code: '99238', description: 'Hospital discharge day management', amount: 110 };
 
 export async function startBilling(opts: ListenOpts = {}): Promise<UpstreamServer> {
   let db = billingSeed();
   const ids = counter('chg-');
-  const reset = () => { db = billingSeed(); ids.reset(); };
+  const webhook = new Webhook(SANDBOX_WEBHOOK_SECRET);
+  /** Event ids already booked: deliveries are at-least-once, the charge is booked once. */
+  let booked = new Set<string>();
+  const reset = () => { db = billingSeed(); ids.reset(); booked = new Set(); };
 
   return startUpstream({
     name: 'billing', reset,
@@ -28,6 +41,21 @@ export async function startBilling(opts: ListenOpts = {}): Promise<UpstreamServe
         };
         db.charges.push(charge);
         return reply(201, charge, { location: `${ctx.baseUrl}/charges/${charge.id}` });
+      }],
+      // Standard Webhooks receiver: an `encounter.discharged` event books the discharge charge once per event id.
+      ['POST', '/events/encounters', (ctx) => {
+        let event: { id?: string; type?: string; patient?: string; data?: { encounter?: { id?: string } } };
+        try {
+          event = webhook.verify(ctx.text, ctx.headers as Record<string, string>) as typeof event;
+        } catch {
+          throw new HttpError(401, 'Webhook signature does not verify');
+        }
+        const encounter = event.data?.encounter?.id;
+        if (event.type !== 'encounter.discharged' || !event.id || !encounter || !event.patient) return reply(204);
+        if (booked.has(event.id)) return reply(204);
+        booked.add(event.id);
+        db.charges.push({ id: ids.next(), encounter: `Encounter/${encounter}`, patient: `Patient/${event.patient}`, ...DISCHARGE_CHARGE, createdAt: new Date().toISOString() });
+        return reply(204);
       }],
       ['GET', '/payments', (ctx) => list(filterBy(db.payments, ctx.query, { patient: 'patient', claim: 'claim' }))],
       ['GET', '/accounts/:patientId/balance', (ctx) => {
