@@ -13,6 +13,14 @@ const PER_KEY = 10;
 const TOTAL = KEYS * PER_KEY;
 const NATS = 'nats://127.0.0.1:4222';
 
+/** The test's streams were its own: removed from the shared nats-server afterwards. */
+async function deleteStreams(stream: string): Promise<void> {
+  const nc = await connect({ servers: [NATS] });
+  const jsm = await jetstreamManager(nc);
+  for (const s of [stream, `${stream}_CP`, `${stream}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
+  await nc.close();
+}
+
 /** Deliveries this instance made (its own metrics registry). */
 async function deliveredBy(b: EventBackbone): Promise<number> {
   return (await b.metrics.delivered.get()).values.reduce((n, v) => n + v.value, 0);
@@ -96,11 +104,7 @@ events:
     if (!aClosed) await a.close();
     await b?.close();
     await r.close();
-    // The streams were ours alone.
-    const nc = await connect({ servers: [NATS] });
-    const jsm = await jetstreamManager(nc);
-    for (const s of [stream, `${stream}_CP`, `${stream}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
-    await nc.close();
+    await deleteStreams(stream);
   }
 });
 
@@ -118,8 +122,8 @@ test('a stream in the previous subject layout, or made with other partitions, is
     await jetstream(nc).publish(`${name}.test.happened`, '{}');
     await assert.rejects(JetStreamEventLog.open({ servers: [NATS], stream: name }), (e: Error) => e instanceof JetStreamLayoutError && /previous subject layout.*#migrating-a-jetstream-stream/.test(e.message));
   } finally {
-    for (const s of [name, `${name}_CP`, `${name}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
     await nc.close();
+    await deleteStreams(name);
   }
 });
 
@@ -134,4 +138,48 @@ events:
     - { id: s, filter: { types: [test.happened] }, orderBy: facility, delivery: { kind: webhook, url: "http://127.0.0.1:9/x", secret: "${newSecret()}" } }
 `);
   assert.deepEqual(issues, ['events.subscriptions[0].orderBy: the jetstream engine orders by `partitionkey` (else `patient`) only']);
+});
+
+test('JetStream retries: a failed attempt is redelivered by the server after the backoff; the last one dead-letters, and the key moves on', { timeout: 60_000 }, async () => {
+  const stream = `HCGW_RETRY_${randomUUID().slice(0, 8).toUpperCase()}`;
+  const secret = newSecret();
+  const r = await startReceiver(secret);
+  const gw = await startGateway(`
+version: 1
+routes: []
+events:
+  engine: { kind: jetstream, servers: ["${NATS}"], stream: ${stream}, partitions: 2 }
+  schemas: { test.happened: { "1": { type: object } } }
+  subscriptions:
+    - id: flaky
+      filter: { types: [test.happened] }
+      delivery: { kind: webhook, url: "${r.url}", secret: "${secret}" }
+      retry: { maxAttempts: 3, baseMs: 20, maxMs: 50 }
+      circuitBreaker: { failures: 100, openMs: 1000 }
+      timeoutMs: 2000
+`);
+  const publish = (id: string) => gw.gw.events!.publish({ specversion: '1.0', id, source: '/t', type: 'test.happened', time: new Date().toISOString(), partitionkey: 'one-key', data: {} });
+  try {
+    r.failNext(2);
+    await publish('ok-on-third');
+    await waitFor(() => r.received.some((m) => m.id === 'ok-on-third'), 15_000, 'delivered on the third attempt');
+    const retried = (await gw.gw.events!.metrics.retried.get()).values.reduce((n, v) => n + v.value, 0);
+    assert.equal(retried, 2);
+
+    r.status = 503;
+    await publish('never');
+    await waitFor(async () => (await gw.gw.events!.deadLetters('flaky')).length === 1, 15_000, 'dead letter');
+    const [dl] = await gw.gw.events!.deadLetters('flaky');
+    assert.equal(dl.reason, 'retries-exhausted');
+    assert.equal(dl.attempts, 3);
+    assert.equal((dl.event as { id: string }).id, 'never');
+    r.status = 0;
+    await publish('after-never');
+    await waitFor(() => r.received.some((m) => m.id === 'after-never'), 15_000, 'the key moves on after the dead letter');
+    assert.deepEqual(r.received.map((m) => m.id), ['ok-on-third', 'after-never']);
+  } finally {
+    await gw.close();
+    await r.close();
+    await deleteStreams(stream);
+  }
 });

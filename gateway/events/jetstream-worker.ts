@@ -33,7 +33,8 @@ export function consumerBase(subscription: string): string {
 function retryConfig(sub: CompiledSubscription): Pick<ConsumerConfig, 'ack_wait' | 'max_deliver' | 'backoff'> {
   const { retry, timeoutMs } = sub.config;
   const steps = Array.from({ length: retry.maxAttempts - 1 }, (_, i) => (timeoutMs + ACK_GRACE_MS + Math.min(retry.maxMs, retry.baseMs * 2 ** i)) * NS_PER_MS);
-  return { ack_wait: (timeoutMs + ACK_GRACE_MS) * NS_PER_MS, max_deliver: retry.maxAttempts, ...(steps.length ? { backoff: steps } : {}) };
+  // An empty list clears an earlier backoff (a reload down to one attempt).
+  return { ack_wait: (timeoutMs + ACK_GRACE_MS) * NS_PER_MS, max_deliver: retry.maxAttempts, backoff: steps };
 }
 
 /**
@@ -73,19 +74,27 @@ export class JetStreamSubscriptionWorker implements SubscriptionRunner {
   update(sub: CompiledSubscription): void {
     this.sub = sub;
     // New retry settings take effect on the server for the next deliveries.
-    void Promise.all(Array.from({ length: this.h.partitions }, (_, p) => this.h.jsm.consumers.update(this.h.stream, this.partitionConsumer(p), retryConfig(sub)))).catch((err: Error) =>
-      this.deps.logger.warn('jetstream consumer update failed', { subscription: this.id, error: err.message }),
-    );
+    for (let p = 0; p < this.h.partitions; p++) void this.updateRetry(this.partitionConsumer(p));
   }
 
   /** Creates the durable consumer, or brings an existing one's retry settings up to date. */
   private async ensureConsumer(name: string, cfg: Partial<ConsumerConfig>): Promise<void> {
     try {
       await this.h.jsm.consumers.info(this.h.stream, name);
-      await this.h.jsm.consumers.update(this.h.stream, name, retryConfig(this.sub));
     } catch (err) {
       if (!/not found/i.test((err as Error).message)) throw err;
       await this.h.jsm.consumers.add(this.h.stream, { durable_name: name, ack_policy: AckPolicy.Explicit, max_ack_pending: 1, ...retryConfig(this.sub), ...cfg });
+      return;
+    }
+    await this.updateRetry(name);
+  }
+
+  /** Settings the server will not take keep the old ones: delivery goes on, the operator is told. */
+  private async updateRetry(name: string): Promise<void> {
+    try {
+      await this.h.jsm.consumers.update(this.h.stream, name, retryConfig(this.sub));
+    } catch (err) {
+      this.deps.logger.warn('jetstream consumer settings not updated', { subscription: this.id, consumer: name, error: (err as Error).message });
     }
   }
 
