@@ -13,6 +13,21 @@ const PER_KEY = 10;
 const TOTAL = KEYS * PER_KEY;
 const NATS = 'nats://127.0.0.1:4222';
 
+/** One gateway on `stream` with one webhook subscription to test.happened events `{key?, i?}`. */
+const jetstreamConfig = (stream: string, partitions: number, id: string, url: string, secret: string, retry: string) => `
+version: 1
+routes: []
+events:
+  engine: { kind: jetstream, servers: ["${NATS}"], stream: ${stream}, partitions: ${partitions} }
+  schemas: { test.happened: { "1": { type: object, properties: { key: { type: string }, i: { type: integer } } } } }
+  subscriptions:
+    - id: ${id}
+      filter: { types: [test.happened] }
+      delivery: { kind: webhook, url: "${url}", secret: "${secret}" }
+      retry: ${retry}
+      timeoutMs: 2000
+`;
+
 /** The test's streams were its own: removed from the shared nats-server afterwards. */
 async function deleteStreams(stream: string): Promise<void> {
   const nc = await connect({ servers: [NATS] });
@@ -30,19 +45,7 @@ test('two gateway instances on one JetStream share a subscription; one closes mi
   const stream = `HCGW_SHARED_${randomUUID().slice(0, 8).toUpperCase()}`;
   const secret = newSecret();
   const r = await startReceiver(secret, { delayMs: 2 });
-  const yaml = `
-version: 1
-routes: []
-events:
-  engine: { kind: jetstream, servers: ["${NATS}"], stream: ${stream}, partitions: 8 }
-  schemas: { test.happened: { "1": { type: object, required: [key, i], properties: { key: { type: string }, i: { type: integer } } } } }
-  subscriptions:
-    - id: shared.sink
-      filter: { types: [test.happened] }
-      delivery: { kind: webhook, url: "${r.url}", secret: "${secret}" }
-      retry: { maxAttempts: 5, baseMs: 10, maxMs: 200 }
-      timeoutMs: 2000
-`;
+  const yaml = jetstreamConfig(stream, 8, 'shared.sink', r.url, secret, '{ maxAttempts: 5, baseMs: 10, maxMs: 200 }');
   const a: TestGateway = await startGateway(yaml);
   let b: TestGateway | undefined;
   let aClosed = false;
@@ -144,20 +147,7 @@ test('JetStream retries: a failed attempt is redelivered by the server after the
   const stream = `HCGW_RETRY_${randomUUID().slice(0, 8).toUpperCase()}`;
   const secret = newSecret();
   const r = await startReceiver(secret);
-  const gw = await startGateway(`
-version: 1
-routes: []
-events:
-  engine: { kind: jetstream, servers: ["${NATS}"], stream: ${stream}, partitions: 2 }
-  schemas: { test.happened: { "1": { type: object } } }
-  subscriptions:
-    - id: flaky
-      filter: { types: [test.happened] }
-      delivery: { kind: webhook, url: "${r.url}", secret: "${secret}" }
-      retry: { maxAttempts: 3, baseMs: 20, maxMs: 50 }
-      circuitBreaker: { failures: 100, openMs: 1000 }
-      timeoutMs: 2000
-`);
+  const gw = await startGateway(jetstreamConfig(stream, 2, 'flaky', r.url, secret, '{ maxAttempts: 3, baseMs: 20, maxMs: 50 }\n      circuitBreaker: { failures: 100, openMs: 1000 }'));
   const publish = (id: string) => gw.gw.events!.publish({ specversion: '1.0', id, source: '/t', type: 'test.happened', time: new Date().toISOString(), partitionkey: 'one-key', data: {} });
   try {
     r.failNext(2);
