@@ -1,7 +1,8 @@
 /**
  * Event backbone bench: events/s published (durable receipts, 50 publishers) and publish-to-deliver latency
  * (publish call → verified arrival at a loopback webhook receiver) on both engines.
- * `npx tsx bench/events.ts [count]`; the JetStream row needs nats-server -js on 127.0.0.1:4222.
+ * `npm run bench:events [count]` alone, or its rows at the end of `npm run bench` (eventBenchTable);
+ * the JetStream row needs nats-server -js on 127.0.0.1:4222.
  */
 import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,17 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { Gateway } from '../gateway/http/server.ts';
 import { createLogger } from '../gateway/ops/logger.ts';
 
-const COUNT = Number(process.argv[2] ?? 2000);
 const PUBLISHERS = 50;
-const TIMEOUT_MS = 120_000;
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
-async function row(engine: string): Promise<string> {
+async function row(engine: string, count: number, timeoutMs: number): Promise<string> {
   const secret = `whsec_${randomBytes(24).toString('base64')}`;
   const verifier = new Webhook(secret);
   const sentAt = new Map<string, number>();
@@ -37,7 +37,7 @@ async function row(engine: string): Promise<string> {
         sentAt.delete(msg.id);
       }
       res.writeHead(204).end();
-      if (latencies.length === COUNT) done();
+      if (latencies.length === count) done();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -62,7 +62,7 @@ events:
     const start = performance.now();
     await Promise.all(
       Array.from({ length: PUBLISHERS }, async () => {
-        while (next < COUNT) {
+        while (next < count) {
           const n = next++;
           const id = randomUUID();
           sentAt.set(id, performance.now());
@@ -72,9 +72,10 @@ events:
       }),
     );
     const publishSec = (performance.now() - start) / 1000;
-    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error('deliveries timed out')), TIMEOUT_MS).unref())]);
+    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error('deliveries timed out')), timeoutMs).unref())]);
+    const deliverSec = (performance.now() - start) / 1000;
     latencies.sort((a, b) => a - b);
-    return `| ${engine} | ${COUNT} | ${Math.round(COUNT / publishSec)} | ${pct(latencies, 50).toFixed(1)} | ${pct(latencies, 99).toFixed(1)} |`;
+    return `| ${engine} | ${count} | ${Math.round(count / publishSec)} | ${Math.round(count / deliverSec)} | ${pct(latencies, 50).toFixed(1)} | ${pct(latencies, 99).toFixed(1)} |`;
   } finally {
     await gw.close(1000);
     server.closeAllConnections();
@@ -82,12 +83,17 @@ events:
   }
 }
 
-const out = ['| engine | events | published events/s | publish→deliver p50 ms | p99 ms |', '|---|---|---|---|---|'];
-for (const engine of ['embedded', 'jetstream']) {
-  try {
-    out.push(await row(engine));
-  } catch (err) {
-    out.push(`| ${engine} | — | failed: ${(err as Error).message} | | |`);
+/** Markdown rows for both engines, each bounded by `count` events and `timeoutMs` (a row that fails says so). */
+export async function eventBenchTable(opts: { count?: number; timeoutMs?: number } = {}): Promise<string> {
+  const out = ['| engine | events | published events/s | delivered events/s | publish→deliver p50 ms | p99 ms |', '|---|---|---|---|---|---|'];
+  for (const engine of ['embedded', 'jetstream']) {
+    try {
+      out.push(await row(engine, opts.count ?? 2000, opts.timeoutMs ?? 120_000));
+    } catch (err) {
+      out.push(`| ${engine} | — | failed: ${(err as Error).message} | | | |`);
+    }
   }
+  return out.join('\n');
 }
-process.stdout.write(`${out.join('\n')}\n`);
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.stdout.write(`${await eventBenchTable({ count: Number(process.argv[2] ?? 2000) })}\n`);

@@ -310,6 +310,9 @@ async function main(): Promise<void> {
     if (direct) process.stdout.write(`\nlatency added by the ${full.name.replace('fixed ', 'full chain at ').replace(': full chain', '')}: p99 +${(full.p99 - direct.p99).toFixed(2)} ms, p50 +${(full.p50 - direct.p50).toFixed(2)} ms`);
   }
   process.stdout.write('\n');
+  // The event backbone's rows (both engines, in this process): bounded to 1,000 events and 60 s per engine.
+  const { eventBenchTable } = await import('./events.ts');
+  process.stdout.write(`\nevent backbone:\n${await eventBenchTable({ count: 1000, timeoutMs: 60_000 })}\n`);
   const outDir = join(ROOT, 'bench');
   if (!existsSync(outDir)) mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: availableParallelism(), durationSec: DURATION, connections: CONNECTIONS, rows }, null, 2) + '\n');

@@ -9,14 +9,14 @@ import { eventMetrics, type EventMetrics } from './metrics.ts';
 import { EventRefused } from './schemas.ts';
 import { SlaTracker } from './sla.ts';
 import type { CloudEvent, DeadLetter, EventLog, EventPublisher, PublishReceipt, StoredEvent } from './types.ts';
-import { SubscriptionWorker, type CompiledSubscription } from './worker.ts';
+import { hasOwnRunner, SubscriptionWorker, type CompiledSubscription, type SubscriptionRunner, type WorkerDeps } from './worker.ts';
 import { runSubscriptionChain } from './event-exchange.ts';
 
 /** Opens the engine the config names (JetStream is loaded only when used). */
 export async function openEventLog(engine: EventsConfig['engine'], configDir: string): Promise<EventLog> {
   if (engine.kind === 'jetstream') {
     const { JetStreamEventLog } = await import('./jetstream-log.ts');
-    return JetStreamEventLog.open({ servers: engine.servers, stream: engine.stream });
+    return JetStreamEventLog.open({ servers: engine.servers, stream: engine.stream, partitions: engine.partitions });
   }
   return FileEventLog.open(resolve(configDir, engine.dir));
 }
@@ -27,7 +27,7 @@ export async function openEventLog(engine: EventsConfig['engine'], configDir: st
  */
 export class EventBackbone implements EventPublisher {
   readonly metrics: EventMetrics;
-  private readonly workers = new Map<string, SubscriptionWorker>();
+  private readonly workers = new Map<string, SubscriptionRunner>();
   private compiled?: CompiledEvents;
   private sla?: SlaTracker;
 
@@ -51,7 +51,8 @@ export class EventBackbone implements EventPublisher {
       const existing = this.workers.get(id);
       if (existing) existing.update(sub);
       else {
-        const w = new SubscriptionWorker(sub, { log: this.log, metrics: this.metrics, logger: this.deps.logger, maxInFlight: compiled!.config.maxInFlight, random: this.deps.random });
+        const deps: WorkerDeps = { log: this.log, metrics: this.metrics, logger: this.deps.logger, maxInFlight: compiled!.config.maxInFlight, random: this.deps.random };
+        const w = hasOwnRunner(this.log) ? this.log.createRunner(sub, deps) : new SubscriptionWorker(sub, deps);
         this.workers.set(id, w);
         await w.start();
       }

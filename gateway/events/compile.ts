@@ -50,6 +50,8 @@ export async function compileEvents(section: EventsConfig | undefined, compileCh
   for (const [i, sub] of section.subscriptions.entries()) {
     const base = `events.subscriptions[${i}]`;
     if (subscriptions.has(sub.id)) issues.push({ path: `${base}.id`, message: `duplicate subscription id "${sub.id}"` });
+    // JetStream orders by partition, and events are partitioned by `partitionkey` (else `patient`) when published.
+    if (section.engine.kind === 'jetstream' && sub.orderBy !== 'partitionkey') issues.push({ path: `${base}.orderBy`, message: 'the jetstream engine orders by `partitionkey` (else `patient`) only' });
     sub.filter.types.forEach((t, ti) => schemas.has(t) || issues.push({ path: `${base}.filter.types[${ti}]`, message: `no schema is declared for event type "${t}" (events.schemas)` }));
     const info: RouteInfo = { id: `subscription:${sub.id}`, layer: 'event', methods: ['GET'], path: `/events/subscriptions/${sub.id}`, fhir: sub.fhir ? { resourceType: sub.fhir.resourceType, interaction: 'read' } : undefined, targetConfig: { route: sub.id } };
     const built = await compileChain(sub.policies, base, info, [], subscriberEntry(base));

@@ -145,7 +145,14 @@ export const eventsSectionSchema = {
         kind: { enum: ['embedded', 'jetstream'], description: 'embedded: an fsync-ed file log in `dir`; jetstream: NATS JetStream' },
         dir: { type: 'string', default: './data/events', description: 'embedded: log directory, relative to routes.yaml' },
         servers: { type: 'array', items: { type: 'string' }, default: ['nats://127.0.0.1:4222'], description: 'jetstream: NATS servers' },
-        stream: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', default: 'HCGW_EVENTS', description: 'jetstream: stream name (subjects `<stream>.<type>`)' },
+        stream: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', default: 'HCGW_EVENTS', description: 'jetstream: stream name (subjects `<stream>._p<NNN>.<type>`, see docs/events.md#engines)' },
+        partitions: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 256,
+          default: 16,
+          description: 'jetstream: ordering partitions (events are placed by a hash of `partitionkey`, else `patient`); fixed for the life of a stream, the same on every instance',
+        },
       },
     },
     schemas: {
@@ -218,7 +225,7 @@ export interface SlaRule {
 }
 
 export interface EventsConfig {
-  engine: { kind: 'embedded' | 'jetstream'; dir: string; servers: string[]; stream: string };
+  engine: { kind: 'embedded' | 'jetstream'; dir: string; servers: string[]; stream: string; partitions: number };
   schemas: Record<string, Record<string, Record<string, unknown>>>;
   subscriptions: SubscriptionConfig[];
   sla: SlaRule[];

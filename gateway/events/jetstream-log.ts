@@ -2,15 +2,52 @@ import { createHash } from 'node:crypto';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import type { CloudEvent, ConsumerCheckpoint, DeadLetter, EventLog, PublishReceipt, StoredEvent } from './types.ts';
+import type { CompiledSubscription } from './attempt.ts';
+import { JetStreamSubscriptionWorker, type JetStreamHandle } from './jetstream-worker.ts';
+import type { SubscriptionRunner, WorkerDeps } from './worker.ts';
 
 const subjectToken = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 32);
 const NS_PER_MS = 1_000_000;
+/** Marks a stream with the partitioned subject layout (`<stream>._p<NNN>.<type>`) and its partition count. */
+const LAYOUT = 'hcgw events layout 2';
+const layoutOf = (partitions: number) => `${LAYOUT}; partitions ${partitions}`;
+const partitionToken = (p: number) => `_p${String(p).padStart(3, '0')}`;
+
+/** The stream cannot be used as configured (old subject layout, other partition count): start-up stops. */
+export class JetStreamLayoutError extends Error {
+  readonly code = 'ERR_JETSTREAM_LAYOUT';
+  override name = 'JetStreamLayoutError';
+}
+
+/** Which partition an event goes to: a hash of its ordering key (`partitionkey`, else `patient`, else its id). */
+export function partitionOf(event: CloudEvent, partitions: number): number {
+  const key = event.partitionkey ?? event.patient ?? event.id;
+  return createHash('sha256').update(key).digest().readUInt32BE(0) % partitions;
+}
+
+/** Creates the events stream, or checks that an existing one has this layout and partition count. */
+async function ensureEventStream(jsm: JetStreamManager, name: string, partitions: number, duplicateWindowMs: number): Promise<void> {
+  let info;
+  try {
+    info = await jsm.streams.info(name);
+  } catch {
+    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: 'file', duplicate_window: duplicateWindowMs * NS_PER_MS, description: layoutOf(partitions) } as never);
+    return;
+  }
+  const found = info.config.description ?? '';
+  if (found === layoutOf(partitions)) return;
+  if (found.startsWith(LAYOUT)) throw new JetStreamLayoutError(`stream ${name} was created with other partitions (${found}); engine.partitions must stay the same for the life of a stream`);
+  if (info.state.messages > 0)
+    throw new JetStreamLayoutError(`stream ${name} holds ${info.state.messages} events in the previous subject layout (<stream>.<type>); set engine.stream to a new name and let the previous version deliver the old stream (docs/events.md#migrating-a-jetstream-stream)`);
+  await jsm.streams.update(name, { ...info.config, description: layoutOf(partitions) } as never);
+}
 
 /**
  * The scaled-out engine: one JetStream stream of events (file storage, deduplicated by event id through
- * `Nats-Msg-Id` within `duplicate_window`), and two small streams keeping the last checkpoint per consumer
- * and the dead letters (one subject each, `max_msgs_per_subject: 1`). publish resolves on the server's
- * PubAck, i.e. once the stream has stored the event.
+ * `Nats-Msg-Id` within `duplicate_window`, subjects `<stream>._p<NNN>.<type>` by ordering partition), and
+ * two small streams keeping checkpoints and dead letters (one subject each, `max_msgs_per_subject: 1`).
+ * publish resolves on the server's PubAck, i.e. once the stream has stored the event. Subscriptions are
+ * delivered by durable consumers (jetstream-worker.ts), so instances on one stream share them.
  */
 export class JetStreamEventLog implements EventLog {
   readonly kind = 'jetstream';
@@ -22,11 +59,26 @@ export class JetStreamEventLog implements EventLog {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
+    private readonly partitions: number,
   ) {}
 
-  static async open(opts: { servers: string[]; stream: string; duplicateWindowMs?: number }): Promise<JetStreamEventLog> {
+  /** Subscriptions are delivered by durable consumers on the server, shared by every instance. */
+  createRunner(sub: CompiledSubscription, deps: WorkerDeps): SubscriptionRunner {
+    const handle: JetStreamHandle = {
+      nc: this.nc,
+      js: this.js,
+      jsm: this.jsm,
+      stream: this.stream,
+      partitions: this.partitions,
+      partitionSubject: (p) => `${this.stream}.${partitionToken(p)}.>`,
+    };
+    return new JetStreamSubscriptionWorker(sub, deps, handle);
+  }
+
+  static async open(opts: { servers: string[]; stream: string; partitions?: number; duplicateWindowMs?: number }): Promise<JetStreamEventLog> {
     const nc = await connect({ servers: opts.servers, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const jsm = await jetstreamManager(nc);
+    const partitions = opts.partitions ?? 16;
     const ensure = async (name: string, extra: Record<string, unknown>) => {
       const cfg = { name, subjects: [`${name}.>`], storage: 'file', ...extra };
       try {
@@ -35,17 +87,23 @@ export class JetStreamEventLog implements EventLog {
         await jsm.streams.add(cfg as never);
       }
     };
-    await ensure(opts.stream, { duplicate_window: (opts.duplicateWindowMs ?? 3_600_000) * NS_PER_MS });
+    try {
+      await ensureEventStream(jsm, opts.stream, partitions, opts.duplicateWindowMs ?? 3_600_000);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
     await ensure(`${opts.stream}_CP`, { max_msgs_per_subject: 1 });
     await ensure(`${opts.stream}_DLQ`, { max_msgs_per_subject: 1 });
-    const log = new JetStreamEventLog(nc, jetstream(nc), jsm, opts.stream);
+    const log = new JetStreamEventLog(nc, jetstream(nc), jsm, opts.stream, partitions);
     // Appends by any instance wake this one's workers.
     log.sub = nc.subscribe(`${opts.stream}.>`, { callback: () => log.listeners.forEach((l) => l()) });
     return log;
   }
 
   async publish(event: CloudEvent): Promise<PublishReceipt> {
-    const ack = await this.js.publish(`${this.stream}.${event.type}`, JSON.stringify(event), { msgID: event.id, timeout: 5000 });
+    const subject = `${this.stream}.${partitionToken(partitionOf(event, this.partitions))}.${event.type}`;
+    const ack = await this.js.publish(subject, JSON.stringify(event), { msgID: event.id, timeout: 5000 });
     return { sequence: ack.seq, stored: !ack.duplicate };
   }
 

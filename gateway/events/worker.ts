@@ -1,17 +1,10 @@
 import type { Logger } from 'winston';
-import type { CompiledRoute } from '../sdk/types.ts';
 import type { SubscriptionConfig } from './config.ts';
-import { auditAttempt, runSubscriptionChain } from './event-exchange.ts';
+import { DeliveryAttempts, type CompiledSubscription } from './attempt.ts';
 import type { EventMetrics } from './metrics.ts';
-import { DeliveryFailed, type Sender } from './senders.ts';
 import type { EventLog, StoredEvent } from './types.ts';
 
-/** A subscription as compiled from the config: its settings, its policy chain (as a route) and its sender. */
-export interface CompiledSubscription {
-  readonly config: SubscriptionConfig;
-  readonly route: CompiledRoute;
-  readonly sender: Sender;
-}
+export type { CompiledSubscription } from './attempt.ts';
 
 export interface WorkerDeps {
   log: EventLog;
@@ -21,6 +14,25 @@ export interface WorkerDeps {
   /** Injected for tests of the backoff (full jitter: random() × cap). */
   random?: () => number;
 }
+
+/** What the backbone runs per subscription: the embedded engine's worker, or an engine's own (JetStream). */
+export interface SubscriptionRunner {
+  readonly id: string;
+  /** A reload hands over the new chain and sender; events in flight finish with the old ones. */
+  update(sub: CompiledSubscription): void;
+  start(): Promise<void>;
+  /** Delivers these sequences again (resend, dead-letter retry); returns how many were queued. */
+  resend(sequences: number[]): Promise<number>;
+  drained(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** An engine that delivers subscriptions itself (JetStream durable consumers) instead of by checkpoints. */
+export interface RunnerFactory {
+  createRunner(sub: CompiledSubscription, deps: WorkerDeps): SubscriptionRunner;
+}
+
+export const hasOwnRunner = (log: EventLog): log is EventLog & RunnerFactory => typeof (log as Partial<RunnerFactory>).createRunner === 'function';
 
 const READ_BATCH = 256;
 /** Checkpoints wait this long to take more completions along: fewer fsyncs, a little more redelivery after a crash. */
@@ -43,7 +55,7 @@ export function matchesFilter(f: SubscriptionConfig['filter'], e: StoredEvent['e
  * retries (exponential backoff, full jitter) behind a circuit breaker, dead-letters after the last attempt,
  * and checkpoints what is done. A crash redelivers what was not checkpointed: at-least-once.
  */
-export class SubscriptionWorker {
+export class SubscriptionWorker implements SubscriptionRunner {
   private next = 1;
   private readonly doneAbove = new Set<number>();
   private readPos = 1;
@@ -54,8 +66,6 @@ export class SubscriptionWorker {
   private pumping = false;
   private pumpAgain = false;
   private stopped = false;
-  private consecutiveFailures = 0;
-  private openUntil = 0;
   private readonly stop$ = new AbortController();
   private saving?: Promise<void>;
   private saveAgain = false;
@@ -63,10 +73,14 @@ export class SubscriptionWorker {
   private idle: Array<() => void> = [];
   private unsubscribe?: () => void;
 
+  private readonly attempts: DeliveryAttempts;
+
   constructor(
     private sub: CompiledSubscription,
     private readonly deps: WorkerDeps,
-  ) {}
+  ) {
+    this.attempts = new DeliveryAttempts(deps);
+  }
 
   get id(): string {
     return this.sub.config.id;
@@ -193,64 +207,23 @@ export class SubscriptionWorker {
     });
   }
 
-  private backoff(attempt: number): number {
-    const { baseMs, maxMs } = this.sub.config.retry;
-    return Math.floor((this.deps.random ?? Math.random)() * Math.min(maxMs, baseMs * 2 ** (attempt - 1)));
-  }
-
-  /** One event to one subscriber: chain, then attempts until delivered, withheld or dead-lettered. */
+  /** One event to one subscriber: attempts until delivered, withheld or dead-lettered. */
   private async process(ev: StoredEvent): Promise<void> {
-    const { config } = this.sub;
-    const m = this.deps.metrics;
+    const { maxAttempts } = this.sub.config.retry;
     let lastError = '';
-    for (let attempt = 1; attempt <= config.retry.maxAttempts && !this.stopped; attempt++) {
-      const wait = this.openUntil - Date.now();
+    for (let attempt = 1; attempt <= maxAttempts && !this.stopped; attempt++) {
+      const wait = this.attempts.breakerWaitMs();
       if (wait > 0) await this.sleep(wait);
       if (this.stopped) return;
-      const { route, sender } = this.sub;
-      const outcome = await runSubscriptionChain(config, route, ev);
-      if (outcome.kind === 'denied') {
-        m.withheld.inc({ subscription: config.id, policy: outcome.ex.deniedBy ?? 'unknown' });
-        await auditAttempt(outcome.ex, outcome.error.status, this.deps.logger, outcome.error.code);
-        return;
-      }
-      if (outcome.kind === 'deliver') {
-        const timeout = AbortSignal.timeout(config.timeoutMs);
-        try {
-          await sender.send({ ...ev.event, data: outcome.data }, ev.sequence, AbortSignal.any([timeout, this.stop$.signal]));
-          this.consecutiveFailures = 0;
-          m.delivered.inc({ subscription: config.id, type: ev.event.type });
-          m.latency.observe({ subscription: config.id }, (Date.now() - ev.storedAt) / 1000);
-          await auditAttempt(outcome.ex, 200, this.deps.logger);
-          return;
-        } catch (err) {
-          if (this.stopped) return;
-          lastError = err instanceof DeliveryFailed ? err.detail : 'error';
-          await auditAttempt(outcome.ex, 502, this.deps.logger, lastError);
-        }
-      } else {
-        lastError = `policy ${outcome.ex.deniedBy ?? ''}: ${outcome.error.code}`;
-        await auditAttempt(outcome.ex, outcome.error.status, this.deps.logger, outcome.error.code);
-      }
-      m.failed.inc({ subscription: config.id });
-      if (++this.consecutiveFailures >= config.circuitBreaker.failures) this.openUntil = Date.now() + config.circuitBreaker.openMs;
-      if (attempt < config.retry.maxAttempts) {
-        m.retried.inc({ subscription: config.id });
-        await this.sleep(this.backoff(attempt));
+      const outcome = await this.attempts.once(this.sub, ev, this.stop$.signal);
+      if (outcome.kind === 'done' || this.stopped) return;
+      lastError = outcome.error;
+      if (attempt < maxAttempts) {
+        this.deps.metrics.retried.inc({ subscription: this.id });
+        await this.sleep(this.attempts.backoffMs(this.sub, attempt));
       }
     }
-    if (this.stopped) return;
-    await this.deps.log.addDeadLetter({
-      id: `${config.id}:${ev.sequence}`,
-      subscription: config.id,
-      sequence: ev.sequence,
-      event: ev.event,
-      reason: 'retries-exhausted',
-      lastError,
-      attempts: config.retry.maxAttempts,
-      at: new Date().toISOString(),
-    });
-    m.deadLettered.inc({ subscription: config.id });
+    if (!this.stopped) await this.attempts.deadLetter(this.deps.log, this.sub, ev, lastError, maxAttempts);
   }
 
   private markDone(seq: number): void {
