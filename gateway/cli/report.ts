@@ -1,8 +1,8 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseOptions, UsageError } from './command.ts';
 import { auditFilesInOrder } from '../audit/sinks/file.ts';
+import { readAuditViews } from '../audit/read.ts';
 import { verifyAuditFiles } from '../audit/verify.ts';
 import { apiUsage, apiUsageCsv } from '../legacy/report/api-usage.ts';
 
@@ -10,14 +10,6 @@ function parseDate(v: string | undefined, flag: string): Date {
   const d = v && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(v) ? new Date(v) : undefined;
   if (!d || Number.isNaN(d.getTime())) throw new UsageError(`${flag} needs a date (YYYY-MM-DD or an ISO timestamp with zone)`);
   return d;
-}
-
-async function* readRecords(files: string[]): AsyncGenerator<Record<string, unknown>> {
-  for (const file of files) {
-    for await (const line of createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })) {
-      if (line) yield JSON.parse(line) as Record<string, unknown>;
-    }
-  }
 }
 
 /** `hcgw report api-usage`: nothing is reported from a trail whose hash chain does not verify. */
@@ -38,7 +30,7 @@ export async function report(args: string[], out: NodeJS.WritableStream = proces
     return 1;
   }
   const records = [];
-  for await (const r of readRecords(ordered)) records.push(r);
+  for await (const r of readAuditViews(ordered)) records.push(r);
   const result = apiUsage(records, from, to);
   out.write(values.format === 'csv' ? apiUsageCsv(result) : `${JSON.stringify({ ...result, verified: { records: verified.records, head: verified.head } }, null, 2)}\n`);
   return 0;

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { parseAuditLine, type AuditView } from '../audit/read.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { PROBLEM_BASE } from '../sdk/errors.ts';
 import type { IssuerConfig, PolicyDecision } from '../sdk/types.ts';
@@ -92,18 +93,20 @@ function compare(expect: Expectation, o: Observed): Mismatch[] {
 /**
  * The route's audit record of one request, found by its request id; records are written just after the
  * response. An adapter (X12, PAS) may write a record of its own for the same request first: the route's is
- * the one carrying the decision trace.
+ * the one carrying the decision trace. `audit:` pointers point into its facts (AuditView: /outcome/code,
+ * /entity/route, /policy/consent/decision, …) or, under /resource, into the FHIR AuditEvent itself.
  */
-async function auditRecordOf(file: string, requestId: string | null, waitMs = 2000): Promise<Record<string, any> | undefined> {
+async function auditRecordOf(file: string, requestId: string | null, waitMs = 2000): Promise<AuditView | undefined> {
   if (!requestId) return undefined;
   const deadline = performance.now() + waitMs;
   for (;;) {
     const text = await readFile(file, 'utf8').catch(() => '');
-    let other: Record<string, any> | undefined;
+    let other: AuditView | undefined;
     for (const line of text.split('\n')) {
       if (!line.includes(requestId)) continue;
-      const r = JSON.parse(line) as Record<string, any>;
-      if (r.requestId !== requestId) continue;
+      const parsed = parseAuditLine(line);
+      if (parsed.kind !== 'record' || parsed.view.requestId !== requestId) continue;
+      const r = parsed.view;
       if (Array.isArray(r.policy?.decisions)) return r;
       other ??= r;
     }

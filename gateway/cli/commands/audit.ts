@@ -15,6 +15,7 @@ export async function run(args: string[]): Promise<number> {
   const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
   const r = await verifyAuditFiles(ordered, { partial: values.partial });
   for (const note of r.notes ?? []) process.stdout.write(`NOTE ${describeNote(note)}\n`);
+  if (r.format1) process.stdout.write(`NOTE ${r.format1} records are in line format 1 (written before AuditEvents): verifiable, not exportable (docs/operations.md)\n`);
   if (r.ok) {
     process.stdout.write(`OK ${r.records} records\n`);
     return 0;
