@@ -175,8 +175,14 @@ async function caseResult(run: () => Promise<{ observed: Observed; mismatches: M
   }
 }
 
+export interface RunOptions {
+  onCase?: (r: CaseResult) => void;
+  /** Handed each test file's audit file once its gateway closed (every record written), before it is removed. */
+  onAuditFile?: (file: string) => void | Promise<void>;
+}
+
 /** Runs every case of the given files; one world (issuer, stubs, sandbox) per config file. */
-export async function runTests(files: string[], opts: { onCase?: (r: CaseResult) => void } = {}): Promise<RunResult> {
+export async function runTests(files: string[], opts: RunOptions = {}): Promise<RunResult> {
   const loaded = await Promise.all(files.map(loadTestFile));
   const results: CaseResult[] = [];
   const hit = new Set<string>();
@@ -205,6 +211,7 @@ export async function runTests(files: string[], opts: { onCase?: (r: CaseResult)
         } finally {
           await gateway.gw.close(1000);
         }
+        await opts.onAuditFile?.(gateway.auditFile);
       }
     } finally {
       await world.close();
