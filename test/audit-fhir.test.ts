@@ -21,7 +21,9 @@ import { createMetrics } from '../gateway/ops/metrics.ts';
 import { sampleAdt, SANDBOX_FACILITY } from '../gateway/sandbox/adt.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
 import { runTests } from '../gateway/tooling/runner.ts';
-import { auditSection, captureLogger, readAuditRecords, tempDir, waitFor } from './helpers.ts';
+import type { CloudEvent } from '../gateway/events/types.ts';
+import { auditSection, captureLogger, readAuditRecords, startGateway, tempDir, waitFor } from './helpers.ts';
+import { newSecret, startReceiver } from './events-helpers.ts';
 
 /**
  * Audit records as FHIR R4 AuditEvents, judged by two independent validators of the R4 specification:
@@ -240,6 +242,62 @@ describe('HL7 v2 feed records are AuditEvents too', () => {
     assert.equal(accepted.type.system, 'https://hcgw.dev/fhir/CodeSystem/audit-event-type');
     assert.ok(accepted.extension!.some((x) => x.url === 'https://hcgw.dev/fhir/StructureDefinition/message'));
     assert.ok(!JSON.stringify(accepted).includes('p1'), 'the patient of the message only as a pseudonym');
+  });
+});
+
+describe('event delivery records are AuditEvents too', () => {
+  test('a withheld, a failed and a delivered webhook attempt validate', async () => {
+    const dir = tempDir('hcgw-audit-fhir-events-');
+    const auditFile = join(dir, 'audit.log');
+    const consentFile = join(dir, 'consents.json');
+    const actReason = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+    writeFileSync(consentFile, JSON.stringify([{ resourceType: 'Consent', id: 'c-p1', status: 'active', patient: { reference: 'Patient/p1' }, provision: { type: 'permit', provision: [{ type: 'deny', purpose: [{ system: actReason, code: 'HMARKT' }] }] } }]));
+    const secret = newSecret();
+    const receiver = await startReceiver(secret);
+    receiver.failNext(1);
+    const gw = await startGateway(`
+version: 1
+audit: { hashKey: ${HASH_KEY}, flushIntervalMs: 0, sinks: [{ kind: file, path: "${auditFile}" }] }
+routes: []
+events:
+  engine: { kind: embedded, dir: "${join(dir, 'log')}" }
+  schemas:
+    encounter.discharged: { "1": { type: object, required: [resourceType, id], properties: { resourceType: { const: Encounter }, id: { type: string } } } }
+  subscriptions:
+    - id: crm
+      filter: { types: [encounter.discharged] }
+      subscriber: { clientId: crm-vendor, purposeOfUse: HMARKT }
+      policies:
+        - audit: {}
+        - consent: { source: { file: "${consentFile}" } }
+      retry: { baseMs: 10, maxMs: 50 }
+      delivery: { kind: webhook, url: "${receiver.url}", secret: "${secret}" }
+`);
+    try {
+      const event = (patient: string): CloudEvent => ({
+        specversion: '1.0', id: `ev-${patient}`, source: '/test', type: 'encounter.discharged', time: new Date().toISOString(), patient, partitionkey: patient,
+        data: { resourceType: 'Encounter', id: `enc-${patient}`, status: 'finished', subject: { reference: `Patient/${patient}` } },
+      });
+      await gw.gw.events!.publish(event('p1'));
+      await gw.gw.events!.publish(event('p2'));
+      await waitFor(() => receiver.received.length === 1, 5000, 'the delivery of p2');
+      await gw.gw.events!.drained();
+      await waitFor(() => readAuditRecords(auditFile).length >= 3, 3000, '3 audit records');
+    } finally {
+      await gw.close();
+      await receiver.close();
+    }
+    const recs = readAuditRecords(auditFile);
+    assert.deepEqual(recs.map((r) => [r.entity.route, r.outcome.code, r.policy.consent?.decision ?? null]).sort(), [
+      ['subscription:crm', '0', 'none'],
+      ['subscription:crm', '4', 'deny'],
+      ['subscription:crm', '8', 'none'],
+    ].sort());
+    for (const r of recs) {
+      assert.equal(r.purposeOfUse, 'HMARKT');
+      assert.equal(r.entity.layer, 'event');
+      assertValid(r.resource, `delivery ${r.outcome.code}`);
+    }
   });
 });
 
