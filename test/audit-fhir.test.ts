@@ -21,9 +21,8 @@ import { createMetrics } from '../gateway/ops/metrics.ts';
 import { sampleAdt, SANDBOX_FACILITY } from '../gateway/sandbox/adt.ts';
 import { createMemoryStore } from '../gateway/store/memory.ts';
 import { runTests } from '../gateway/tooling/runner.ts';
-import type { CloudEvent } from '../gateway/events/types.ts';
 import { auditSection, captureLogger, readAuditRecords, startGateway, tempDir, waitFor } from './helpers.ts';
-import { newSecret, startReceiver } from './events-helpers.ts';
+import { discharged, encounterEventsYaml, newSecret, startReceiver } from './events-helpers.ts';
 
 /**
  * Audit records as FHIR R4 AuditEvents, judged by two independent validators of the R4 specification:
@@ -259,11 +258,7 @@ describe('event delivery records are AuditEvents too', () => {
 version: 1
 audit: { hashKey: ${HASH_KEY}, flushIntervalMs: 0, sinks: [{ kind: file, path: "${auditFile}" }] }
 routes: []
-events:
-  engine: { kind: embedded, dir: "${join(dir, 'log')}" }
-  schemas:
-    encounter.discharged: { "1": { type: object, required: [resourceType, id], properties: { resourceType: { const: Encounter }, id: { type: string } } } }
-  subscriptions:
+${encounterEventsYaml(dir)}
     - id: crm
       filter: { types: [encounter.discharged] }
       subscriber: { clientId: crm-vendor, purposeOfUse: HMARKT }
@@ -274,12 +269,8 @@ events:
       delivery: { kind: webhook, url: "${receiver.url}", secret: "${secret}" }
 `);
     try {
-      const event = (patient: string): CloudEvent => ({
-        specversion: '1.0', id: `ev-${patient}`, source: '/test', type: 'encounter.discharged', time: new Date().toISOString(), patient, partitionkey: patient,
-        data: { resourceType: 'Encounter', id: `enc-${patient}`, status: 'finished', subject: { reference: `Patient/${patient}` } },
-      });
-      await gw.gw.events!.publish(event('p1'));
-      await gw.gw.events!.publish(event('p2'));
+      await gw.gw.events!.publish(discharged('p1'));
+      await gw.gw.events!.publish(discharged('p2'));
       await waitFor(() => receiver.received.length === 1, 5000, 'the delivery of p2');
       await gw.gw.events!.drained();
       await waitFor(() => readAuditRecords(auditFile).length >= 3, 3000, '3 audit records');
