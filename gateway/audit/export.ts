@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import { fileLines, parseAuditLine } from './read.ts';
+import type { AuditEvent } from './fhir-event.ts';
+import { fileLines, formatOf, parseJsonLine } from './read.ts';
 import { verifyAuditFiles, type VerifyOptions, type VerifyResult } from './verify.ts';
 
 /** Bundle.identifier system: the value is the chain head the export was verified up to. */
@@ -37,17 +38,20 @@ export async function exportFhirBundle(files: string[], out: NodeJS.WritableStre
   const to = opts.to?.getTime() ?? Infinity;
   for (const file of files) {
     for await (const { text } of fileLines(file)) {
-      const parsed = parseAuditLine(text);
-      if (parsed.kind !== 'record') continue;
-      const at = Date.parse(parsed.view.recorded);
+      // Only `recorded` is needed to select a record: the AuditEvent goes out as it is on the line.
+      const rec = parseJsonLine(text);
+      const format = rec && formatOf(rec);
+      if (!format) continue;
+      const event = rec.resource as AuditEvent | undefined;
+      const at = Date.parse(String(format === 2 ? event?.recorded : rec.recorded));
       if (!(at >= from && at < to)) continue;
-      if (!parsed.view.resource) {
+      if (format === 1 || !event) {
         format1++;
         continue;
       }
       // resourceType and id first, as FHIR servers print them (the line itself is in canonical key order).
-      const { resourceType, ...rest } = parsed.view.resource;
-      const resource = { resourceType, id: String(parsed.raw.hash), ...rest };
+      const { resourceType, ...rest } = event;
+      const resource = { resourceType, id: String(rec.hash), ...rest };
       await write(`${exported ? ',' : ',"entry":['}\n${JSON.stringify({ resource })}`);
       exported++;
     }
