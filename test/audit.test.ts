@@ -98,7 +98,8 @@ describe('audit policy: one record per request, no PHI', () => {
     const res = await env.call('/system/ehr/Patient/p1', clinician, { headers: { traceparent: `00-${trace}-00f067aa0ba902b7-01` } });
     assert.equal(res.status, 200);
     const r = await recordOf(res);
-    assert.equal(r.schema, 'hcgw.audit/1');
+    assert.equal(r.format, 2, 'written as a FHIR AuditEvent (line format 2)');
+    assert.equal(r.resource.resourceType, 'AuditEvent');
     assert.equal(r.action, 'R');
     assert.equal(r.subtype, 'read');
     assert.deepEqual(r.outcome, { code: '0', status: 200 });

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile } from '../gateway/config/load.ts';
 import { TestWorld } from '../gateway/tooling/world.ts';
 import { DECISIONS_HEADER } from '../gateway/tooling/debug-decisions.ts';
-import { assertIssues, configIssues, tempDir, waitFor } from './helpers.ts';
+import { assertIssues, configIssues, readAuditRecords, tempDir, waitFor } from './helpers.ts';
 
 /** The sandbox routes.yaml with one change to its server section, next to the schemas it references. */
 function sandboxWith(server: string): string {
@@ -19,7 +19,7 @@ function sandboxWith(server: string): string {
 
 async function auditRecord(file: string, requestId: string): Promise<any> {
   let found: unknown;
-  const read = () => (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.requestId === requestId);
+  const read = () => readAuditRecords(file).find((r) => r.requestId === requestId);
   await waitFor(() => Boolean((found = read())), 3000, `audit record ${requestId}`);
   return found;
 }

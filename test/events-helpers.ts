@@ -2,9 +2,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { waitFor } from './helpers.ts';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { join } from 'node:path';
+import type { CloudEvent } from '../gateway/events/types.ts';
 
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -102,3 +104,30 @@ export async function startNats(port: number, dir: string): Promise<ChildProcess
 }
 export const stopNats = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null ? r() : (c.once('exit', () => r()), c.kill('SIGKILL'))));
 
+
+/** The head of an `events:` section: an embedded log under `dir` and the encounter.discharged schema; subscriptions follow. */
+export const encounterEventsYaml = (dir: string) => `events:
+  engine: { kind: embedded, dir: "${join(dir, 'log')}" }
+  schemas:
+    encounter.discharged: { "1": { type: object, required: [resourceType, id], properties: { resourceType: { const: Encounter }, id: { type: string } } } }
+  subscriptions:`;
+
+/** An encounter.discharged event about `patient`, with clinical detail only care may see. */
+export const discharged = (patient: string): CloudEvent => ({
+  specversion: '1.0',
+  id: randomUUID(),
+  source: '/test',
+  type: 'encounter.discharged',
+  time: new Date().toISOString(),
+  patient,
+  partitionkey: patient,
+  data: {
+    resourceType: 'Encounter',
+    id: `enc-${patient}`,
+    status: 'finished',
+    subject: { reference: `Patient/${patient}` },
+    period: { start: '2024-05-01T08:00:00Z', end: '2024-05-03T10:00:00Z' },
+    serviceProvider: { reference: 'Organization/org-north' },
+    reasonCode: [{ text: 'clinical detail nobody outside care should get' }],
+  },
+});

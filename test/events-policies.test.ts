@@ -2,10 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { startGateway, tempDir, waitFor } from './helpers.ts';
-import { newSecret, startReceiver } from './events-helpers.ts';
-import type { CloudEvent } from '../gateway/events/types.ts';
+import { discharged, encounterEventsYaml, newSecret, startReceiver } from './events-helpers.ts';
 
 const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 
@@ -19,25 +17,6 @@ const consents = [
     provision: { type: 'permit', provision: [{ type: 'deny', purpose: [{ system: ACT_REASON, code: 'HMARKT' }] }] },
   },
 ];
-
-const discharged = (patient: string): CloudEvent => ({
-  specversion: '1.0',
-  id: randomUUID(),
-  source: '/test',
-  type: 'encounter.discharged',
-  time: new Date().toISOString(),
-  patient,
-  partitionkey: patient,
-  data: {
-    resourceType: 'Encounter',
-    id: `enc-${patient}`,
-    status: 'finished',
-    subject: { reference: `Patient/${patient}` },
-    period: { start: '2024-05-01T08:00:00Z', end: '2024-05-03T10:00:00Z' },
-    serviceProvider: { reference: 'Organization/org-north' },
-    reasonCode: [{ text: 'clinical detail nobody outside care should get' }],
-  },
-});
 
 test('per-subscriber policies: consent withholds from the CRM but not the patient; minimization differs per subscriber', async () => {
   const dir = tempDir('hcgw-events-pol-');
@@ -55,11 +34,7 @@ minimization:
     billing: { resources: { Encounter: [id, status, period, serviceProvider] } }
     patient-view: { resources: { Encounter: [id, status, subject, period, serviceProvider, reasonCode] } }
 routes: []
-events:
-  engine: { kind: embedded, dir: "${join(dir, 'log')}" }
-  schemas:
-    encounter.discharged: { "1": { type: object, required: [resourceType, id], properties: { resourceType: { const: Encounter }, id: { type: string } } } }
-  subscriptions:
+${encounterEventsYaml(dir)}
     - id: crm
       filter: { types: [encounter.discharged] }
       subscriber: { clientId: crm-vendor, purposeOfUse: HMARKT }

@@ -369,6 +369,7 @@ export async function spawnGateway(file: string, timeoutMs = 30_000): Promise<Ga
 import { existsSync, readFileSync } from 'node:fs';
 import { createAjv } from '../gateway/lib/ajv.ts';
 import { auditSectionSchema, type AuditConfig } from '../gateway/audit/schema.ts';
+import { parseAuditLine } from '../gateway/audit/read.ts';
 
 const validateAuditSection = createAjv({ useDefaults: true }).compile(auditSectionSchema);
 
@@ -380,12 +381,20 @@ export function auditSection(section: Record<string, unknown>): AuditConfig {
 }
 
 /** The records of a JSON-lines audit file (none when it does not exist yet). */
+/**
+ * The lines of an audit file as the gateway's reader sees them: a record (either line format) as its facts
+ * plus `resource` (the AuditEvent), `prev` and `hash`; any other line (chain entries, test objects) as is.
+ */
 export function readAuditRecords(file: string): Array<Record<string, any>> {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, any>);
+    .map((l) => {
+      const parsed = parseAuditLine(l);
+      if (parsed.kind === 'invalid') throw new Error(`not a JSON line: ${l.slice(0, 80)}`);
+      return parsed.kind === 'record' ? { ...parsed.view, prev: parsed.raw.prev, hash: parsed.raw.hash } : parsed.raw;
+    });
 }
 
 // ---- the sandbox behind a gateway (data-minimization, consent, validation and experience tests) ----

@@ -1,49 +1,17 @@
 import { createHmac } from 'node:crypto';
-import type { ConsentDecision, Exchange, FhirInteraction, PolicyDecision } from '../sdk/types.ts';
+import type { Exchange, FhirInteraction } from '../sdk/types.ts';
+import { toAuditEvent, type AuditEvent, type AuditFacts } from './fhir-event.ts';
 
 /**
- * One audit record per request, shaped after FHIR AuditEvent (type/subtype/action/recorded/outcome/agent/
- * source/entity/purposeOfUse). It holds no PHI and nothing the caller sent: no bodies, no query strings,
- * no tokens; identifiers that could name a patient are keyed HMAC-SHA256 hashes.
+ * One audit record per request: the facts of the exchange, written as a FHIR R4 AuditEvent (format 2:
+ * `{"prev", "resource", "hash"}`). It holds no PHI and nothing the caller sent: no bodies, no query
+ * strings, no tokens; identifiers that could name a patient are keyed HMAC-SHA256 pseudonyms.
  */
-export interface AuditRecord {
-  schema: 'hcgw.audit/1';
-  /** AuditEvent.type: a RESTful operation. */
-  type: 'rest';
-  /** AuditEvent.subtype: the FHIR interaction when the route declares one, else the HTTP method. */
-  subtype: string;
-  /** AuditEvent.action: C create, R read, U update, D delete, E execute (search, operations). */
-  action: 'C' | 'R' | 'U' | 'D' | 'E';
-  recorded: string;
-  period: { start: string };
-  outcome: {
-    /** AuditEvent.outcome: 0 success, 4 minor failure (4xx), 8 serious failure (5xx), 12 response not completed. */
-    code: '0' | '4' | '8' | '12';
-    status: number;
-    /** Stable error code (problem type suffix) when the gateway answered with an error. */
-    error?: string;
-    reason?: string;
-  };
-  agent: {
-    issuer?: string;
-    subject?: string;
-    /** HMAC of the subject when the caller acts as (or for) a patient. */
-    subjectHash?: string;
-    clientId?: string;
-    fhirUser?: string;
-    fhirUserHash?: string;
-    address?: string;
-    addressHash?: string;
-    patientContext: boolean;
-  };
-  source: { observer: string; type: 'gateway' };
-  entity: { route: string; layer: string; resourceType?: string; patientHashes?: string[] };
-  purposeOfUse?: string;
-  policy: { decisions: PolicyDecision[]; deniedBy?: string; consent?: ConsentDecision };
-  upstream?: { name?: string; status?: number; latencyMs?: number; error?: string };
-  latencyMs: number;
-  requestId: string;
-  traceparent: string;
+type AuditRecord = AuditFacts;
+
+/** What the trail seals into one line: the AuditEvent in `resource`, next to the chain's `prev` and `hash`. */
+export interface AuditLine {
+  resource: AuditEvent;
 }
 
 const ACTION_OF_INTERACTION: Record<FhirInteraction, AuditRecord['action']> = {
@@ -101,7 +69,7 @@ export interface RecordOptions {
   hashSubject: 'patient-context' | 'always';
 }
 
-export type RecordBuilder = (ex: Exchange, now?: Date) => AuditRecord;
+export type RecordBuilder = (ex: Exchange, now?: Date) => AuditLine;
 
 /** Everything that can be prepared once per route (the HMAC key, the static parts of the record). */
 export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
@@ -110,6 +78,10 @@ export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
   const source = Object.freeze({ observer: opts.source, type: 'gateway' as const });
 
   return function buildAuditRecord(ex, now = new Date()) {
+    return { resource: toAuditEvent(factsOfExchange(ex, now)) };
+  };
+
+  function factsOfExchange(ex: Exchange, now: Date): AuditRecord {
     const status = ex.status ?? ex.res.statusCode;
     const p = ex.principal;
     const patientContext = Boolean(p?.patient) || /^(Patient|RelatedPerson)\//.test(p?.fhirUser ?? '');
@@ -117,7 +89,6 @@ export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
     const patients = patientRefs(ex).map(hmac).sort();
     const up = ex.upstream;
     return {
-      schema: 'hcgw.audit/1',
       type: 'rest',
       subtype: ex.route.fhir?.interaction ?? ex.method,
       action: actionOf(ex.method, ex.route.fhir?.interaction),
@@ -154,5 +125,5 @@ export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
       requestId: ex.id,
       traceparent: ex.traceparent,
     };
-  };
+  }
 }

@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { GENESIS, markerOf, recordHash } from './chain.ts';
+import { fileLines, formatOf, parseJsonLine } from './read.ts';
 
 /** A gap or segment entry found on the way: the chain holds, and says where it does not hold records. */
 export interface ChainNote {
@@ -14,9 +13,13 @@ export interface ChainNote {
   to?: string;
 }
 
+/**
+ * `format1`: how many records are in line format 1 (before AuditEvents), present only when there are any.
+ * They stay verifiable; `hcgw audit export` converts format 2 only.
+ */
 export type VerifyResult =
-  | { ok: true; records: number; head: string; notes?: ChainNote[] }
-  | { ok: false; records: number; file: string; line: number; reason: string; notes?: ChainNote[] };
+  | { ok: true; records: number; head: string; notes?: ChainNote[]; format1?: number }
+  | { ok: false; records: number; file: string; line: number; reason: string; notes?: ChainNote[]; format1?: number };
 
 /** One line per note, as `hcgw audit verify` prints them. */
 export function describeNote(n: ChainNote): string {
@@ -42,27 +45,18 @@ export async function verifyAuditFiles(files: string[], opts: VerifyOptions = {}
   let prevAt = 'the genesis value';
   let records = 0;
   const notes: ChainNote[] = [];
+  let format1 = 0;
   /** Present only when there is something to say, so a clean chain reads as before. */
-  const noted = () => (notes.length ? { notes } : {});
+  const noted = () => ({ ...(notes.length ? { notes } : {}), ...(format1 ? { format1 } : {}) });
   for (const file of files) {
     let lineNo = 0;
-    const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-    const fail = (reason: string): VerifyResult => {
-      lines.close();
-      return { ok: false, records, file, line: lineNo, reason, ...noted() };
-    };
+    const fail = (reason: string): VerifyResult => ({ ok: false, records, file, line: lineNo, reason, ...noted() });
     try {
-      for await (const text of lines) {
-        lineNo++;
-        let rec: Record<string, unknown>;
-        try {
-          rec = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          return fail('not a JSON record');
-        }
-        if (rec === null || typeof rec !== 'object' || Array.isArray(rec) || typeof rec.hash !== 'string' || typeof rec.prev !== 'string') {
-          return fail('not an audit record (no hash/prev)');
-        }
+      for await (const { lineNo: n, text } of fileLines(file)) {
+        lineNo = n;
+        const rec = parseJsonLine(text);
+        if (!rec) return fail('not a JSON record');
+        if (typeof rec.hash !== 'string' || typeof rec.prev !== 'string') return fail('not an audit record (no hash/prev)');
         if (recordHash(rec) !== rec.hash) return fail('record was altered: its content does not match its hash');
         if (prev !== undefined && rec.prev !== prev) {
           return fail(`chain broken: prev does not match ${prevAt} (a record was deleted or inserted here, or files are out of order)`);
@@ -77,6 +71,7 @@ export async function verifyAuditFiles(files: string[], opts: VerifyOptions = {}
           prevAt = `the resume hash of the ${marker.chain} entry at ${file}:${lineNo}`;
           continue;
         }
+        if (formatOf(rec) === 1) format1++;
         prev = rec.hash;
         prevAt = `the hash of ${file}:${lineNo}`;
         records++;

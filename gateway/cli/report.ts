@@ -1,44 +1,25 @@
-import { createReadStream, existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseOptions, UsageError } from './command.ts';
-import { auditFilesInOrder } from '../audit/sinks/file.ts';
+import { auditFilesArg, parseDateOption } from './audit-files.ts';
+import { readAuditViews } from '../audit/read.ts';
 import { verifyAuditFiles } from '../audit/verify.ts';
 import { apiUsage, apiUsageCsv } from '../legacy/report/api-usage.ts';
-
-function parseDate(v: string | undefined, flag: string): Date {
-  const d = v && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(v) ? new Date(v) : undefined;
-  if (!d || Number.isNaN(d.getTime())) throw new UsageError(`${flag} needs a date (YYYY-MM-DD or an ISO timestamp with zone)`);
-  return d;
-}
-
-async function* readRecords(files: string[]): AsyncGenerator<Record<string, unknown>> {
-  for (const file of files) {
-    for await (const line of createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })) {
-      if (line) yield JSON.parse(line) as Record<string, unknown>;
-    }
-  }
-}
 
 /** `hcgw report api-usage`: nothing is reported from a trail whose hash chain does not verify. */
 export async function report(args: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const { values, positionals } = parseOptions(args, { from: { type: 'string' }, to: { type: 'string' }, format: { type: 'string', default: 'json' }, rotated: { type: 'boolean' }, partial: { type: 'boolean' } }, true);
   const [sub, ...files] = positionals;
   if (sub !== 'api-usage') throw new UsageError('report needs a subcommand: api-usage');
-  if (!files.length) throw new UsageError('report api-usage needs at least one audit file');
-  const missing = files.filter((f) => !existsSync(f));
-  if (missing.length) throw new UsageError(`no such file: ${missing.join(', ')}`);
   if (values.format !== 'json' && values.format !== 'csv') throw new UsageError('--format is csv or json');
-  const from = parseDate(values.from, '--from');
-  const to = parseDate(values.to, '--to');
-  const ordered = values.rotated ? (await Promise.all(files.map((f) => auditFilesInOrder(resolve(f))))).flat() : files;
+  const from = parseDateOption(values.from, '--from');
+  const to = parseDateOption(values.to, '--to');
+  const ordered = await auditFilesArg(files, values.rotated, 'report api-usage');
   const verified = await verifyAuditFiles(ordered, { partial: values.partial });
   if (!verified.ok) {
     err.write(`audit trail does not verify: ${verified.file}:${verified.line}: ${verified.reason}; no report\n`);
     return 1;
   }
   const records = [];
-  for await (const r of readRecords(ordered)) records.push(r);
+  for await (const r of readAuditViews(ordered)) records.push(r);
   const result = apiUsage(records, from, to);
   out.write(values.format === 'csv' ? apiUsageCsv(result) : `${JSON.stringify({ ...result, verified: { records: verified.records, head: verified.head } }, null, 2)}\n`);
   return 0;

@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { sinkPath } from '../audit/sinks/index.ts';
 import { auditFilesInOrder } from '../audit/sinks/file.ts';
+import { fileLines, parseAuditLine, type AuditView } from '../audit/read.ts';
 import { verifyAuditFiles, type VerifyResult } from '../audit/verify.ts';
 import type { AuditConfig } from '../audit/schema.ts';
 import type { CompiledGateway } from '../config/compile.ts';
@@ -54,10 +53,9 @@ export function auditFileSinks(c: CompiledGateway): string[] {
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
 
-/** Builds a hit from a parsed line, field by field; a line that is not a record yields nothing. */
-function hitOf(rec: Record<string, any>): AuditHit | undefined {
-  if (rec?.schema !== 'hcgw.audit/1' || typeof rec.recorded !== 'string') return undefined;
-  const decisions = Array.isArray(rec.policy?.decisions) ? rec.policy.decisions : [];
+/** Builds a hit from a record (either line format), field by field. */
+function hitOf(rec: AuditView): AuditHit {
+  const decisions: Array<Record<string, unknown>> = Array.isArray(rec.policy?.decisions) ? rec.policy.decisions : [];
   return {
     recorded: rec.recorded,
     requestId: String(rec.requestId ?? ''),
@@ -70,7 +68,7 @@ function hitOf(rec: Record<string, any>): AuditHit | undefined {
     error: str(rec.outcome?.error),
     reason: str(rec.outcome?.reason),
     deniedBy: str(rec.policy?.deniedBy),
-    decisions: decisions.map((d: Record<string, unknown>) => ({ policy: String(d.policy ?? ''), outcome: String(d.outcome ?? ''), reason: str(d.reason) })),
+    decisions: decisions.map((d) => ({ policy: String(d.policy ?? ''), outcome: String(d.outcome ?? ''), reason: str(d.reason) })),
     clientId: str(rec.agent?.clientId),
     issuer: str(rec.agent?.issuer),
     purposeOfUse: str(rec.purposeOfUse),
@@ -102,23 +100,16 @@ export async function searchAudit(files: string[], q: AuditQuery): Promise<{ hit
   let truncated = false;
   const all = (await Promise.all(files.map(auditFilesInOrder))).flat();
   outer: for (const file of all) {
-    const input = createReadStream(file, { encoding: 'utf8' });
-    const lines = createInterface({ input, crlfDelay: Infinity });
     try {
-      for await (const line of lines) {
+      for await (const { text } of fileLines(file)) {
         if (++scanned > MAX_SCANNED) {
           truncated = true;
-          lines.close();
           break outer;
         }
-        let rec: Record<string, unknown>;
-        try {
-          rec = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
-        const h = hitOf(rec);
-        if (h && matches(h, q)) {
+        const parsed = parseAuditLine(text);
+        if (parsed.kind !== 'record') continue;
+        const h = hitOf(parsed.view);
+        if (matches(h, q)) {
           hits.push(h);
           if (hits.length > q.limit) hits.shift();
         }

@@ -51,7 +51,9 @@ export async function runSubscriptionChain(sub: SubscriptionConfig, route: Compi
     id: stored.event.id,
     traceparent: `00-${'0'.repeat(31)}1-${'0'.repeat(15)}1-01`,
     req: fakeRequest(sub),
-    res: { headersSent: false, setHeader() {}, getHeader() {} } as unknown as ServerResponse,
+    // Audited only once the attempt has its outcome (auditAttempt): complete, so the AuditEvent outcome
+    // follows its status (0/4/8) instead of 12, "response not completed".
+    res: { headersSent: false, writableFinished: true, setHeader() {}, getHeader() {} } as unknown as ServerResponse,
     route,
     params: stored.event.patient ? { patient: stored.event.patient } : {},
     rawQuery: '',

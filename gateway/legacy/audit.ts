@@ -2,19 +2,21 @@ import { createHmac } from 'node:crypto';
 import type { AuditConfig } from '../audit/schema.ts';
 import type { AuditRegistry } from '../audit/registry.ts';
 import type { AuditTrail } from '../audit/trail.ts';
+import { toAuditEvent, type AuditFacts } from '../audit/fhir-event.ts';
 
 /**
  * Audit records of the legacy adapters (one per HL7 message, per X12 call, per prior-auth decision), on
  * the gateway's one hash chain next to the HTTP records. Same rules: no PHI values; identifiers that could
  * name a patient are keyed HMAC-SHA256 hashes (audit.hashKey); control numbers are not PHI and are kept.
+ * Written as FHIR AuditEvents like every record (gateway/audit/fhir-event.ts).
  */
 export interface LegacyAuditRecord {
   type: 'hl7v2' | 'x12' | 'pas';
   subtype: string;
   action: 'C' | 'R' | 'U' | 'D' | 'E';
   outcome: { code: '0' | '4' | '8'; reason?: string; [k: string]: unknown };
-  agent: Record<string, unknown>;
-  entity: Record<string, unknown>;
+  agent: AuditFacts['agent'];
+  entity: AuditFacts['entity'];
   latencyMs?: number;
   requestId?: string;
 }
@@ -33,7 +35,7 @@ export function createLegacyAuditor(registry: AuditRegistry, section: AuditConfi
   return {
     hash: (v) => createHmac('sha256', key).update(v).digest('base64url'),
     write(record, now = new Date()) {
-      trail.append({ schema: 'hcgw.audit/1', recorded: now.toISOString(), source, ...record });
+      trail.append({ resource: toAuditEvent({ recorded: now.toISOString(), source, ...record }) });
     },
     release: () => lease.release(),
   };

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { parseAuditLine, type AuditView } from '../audit/read.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { PROBLEM_BASE } from '../sdk/errors.ts';
 import type { IssuerConfig, PolicyDecision } from '../sdk/types.ts';
@@ -92,18 +93,20 @@ function compare(expect: Expectation, o: Observed): Mismatch[] {
 /**
  * The route's audit record of one request, found by its request id; records are written just after the
  * response. An adapter (X12, PAS) may write a record of its own for the same request first: the route's is
- * the one carrying the decision trace.
+ * the one carrying the decision trace. `audit:` pointers point into its facts (AuditView: /outcome/code,
+ * /entity/route, /policy/consent/decision, …) or, under /resource, into the FHIR AuditEvent itself.
  */
-async function auditRecordOf(file: string, requestId: string | null, waitMs = 2000): Promise<Record<string, any> | undefined> {
+async function auditRecordOf(file: string, requestId: string | null, waitMs = 2000): Promise<AuditView | undefined> {
   if (!requestId) return undefined;
   const deadline = performance.now() + waitMs;
   for (;;) {
     const text = await readFile(file, 'utf8').catch(() => '');
-    let other: Record<string, any> | undefined;
+    let other: AuditView | undefined;
     for (const line of text.split('\n')) {
       if (!line.includes(requestId)) continue;
-      const r = JSON.parse(line) as Record<string, any>;
-      if (r.requestId !== requestId) continue;
+      const parsed = parseAuditLine(line);
+      if (parsed.kind !== 'record' || parsed.view.requestId !== requestId) continue;
+      const r = parsed.view;
       if (Array.isArray(r.policy?.decisions)) return r;
       other ??= r;
     }
@@ -175,8 +178,14 @@ async function caseResult(run: () => Promise<{ observed: Observed; mismatches: M
   }
 }
 
+export interface RunOptions {
+  onCase?: (r: CaseResult) => void;
+  /** Handed each test file's audit file once its gateway closed (every record written), before it is removed. */
+  onAuditFile?: (file: string) => void | Promise<void>;
+}
+
 /** Runs every case of the given files; one world (issuer, stubs, sandbox) per config file. */
-export async function runTests(files: string[], opts: { onCase?: (r: CaseResult) => void } = {}): Promise<RunResult> {
+export async function runTests(files: string[], opts: RunOptions = {}): Promise<RunResult> {
   const loaded = await Promise.all(files.map(loadTestFile));
   const results: CaseResult[] = [];
   const hit = new Set<string>();
@@ -205,6 +214,7 @@ export async function runTests(files: string[], opts: { onCase?: (r: CaseResult)
         } finally {
           await gateway.gw.close(1000);
         }
+        await opts.onAuditFile?.(gateway.auditFile);
       }
     } finally {
       await world.close();

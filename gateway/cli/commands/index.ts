@@ -85,10 +85,14 @@ export const commands: readonly Command[] = [
   },
   {
     name: 'audit',
-    summary: 'check audit hash chains',
+    summary: 'check audit hash chains; export them as FHIR AuditEvents',
     usage: `hcgw audit verify [--rotated] [--partial] <file...>
+hcgw audit export --fhir [--from ISO] [--to ISO] [--out FILE] [--rotated] [--partial] <file...>
   Files oldest first (rotated ones, then the live one; --rotated adds each live file's rotated siblings).
-  Prints OK <n> records (exit 0), or the first broken line (exit 1); a missing file is a usage error (exit 2).`,
+  verify: prints OK <n> records (exit 0), or the first broken line (exit 1); NOTEs name gaps, segments and
+  records in the old line format 1 (still verifiable). export: verifies the chain first (exit 1 and nothing
+  written if it is broken), then writes a FHIR R4 Bundle (type collection) of the AuditEvents with recorded
+  in [from, to) to stdout or FILE; format-1 records are skipped with a NOTE. A missing file is a usage error (exit 2).`,
     load: () => import('./audit.ts'),
   },
   {
