@@ -45,7 +45,7 @@ describe('decision traces: audit records and the opt-in debug header', () => {
       assert.equal(ok.headers.get(DECISIONS_HEADER), null, 'no header unless server.debugDecisions');
       const r = await auditRecord(auditFile, ok.headers.get('x-request-id')!);
       assert.deepEqual(r.policy.decisions.map((d: { policy: string; outcome: string; reason?: string }) => `${d.policy}=${d.outcome}${d.reason ? `(${d.reason})` : ''}`), [
-        'jwt=allow', 'rate-limit=allow', 'lane=allow', 'minimize=allow', 'consent=allow', 'consent=modify(consent-partial)', 'minimize=modify(fields-minimized)',
+        'jwt=allow', 'scopes=allow', 'rate-limit=allow', 'lane=allow', 'minimize=allow', 'consent=allow', 'consent=modify(consent-partial)', 'minimize=modify(fields-minimized)',
       ]);
       // Codes and counts only: no patient id, scope, token or field value in the trace.
       const text = JSON.stringify(r.policy.decisions);

@@ -26,6 +26,29 @@ describe('sandbox routes.yaml end to end (the README flows)', () => {
     assert.equal(patient.id, 'p1');
   });
 
+  test("the staff EHR routes take the README's SMART user scopes: create needs Observation.c, a portal token is refused", async () => {
+    const readOnly = await sb.idp.mint({ clientId: 'clinician-app', subject: 'pr-1', scopes: ['user/*.rs'] });
+    const writer = await sb.idp.mint({ clientId: 'clinician-app', subject: 'pr-1', scopes: ['user/*.rs', 'user/Observation.c'] });
+    const portal = await sb.idp.mint({ clientId: 'portal-app', subject: 'p1', patient: 'p1', fhirUser: 'Patient/p1', scopes: ['patient/*.rs', 'billing.read'] });
+    const create = (token: string) =>
+      fetch(`${gw.url}/system/ehr/Observation`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({ resourceType: 'Observation', status: 'final', code: { text: 'heart rate' }, subject: { reference: 'Patient/p1' } }),
+      });
+    const refused = await create(readOnly);
+    assert.equal(refused.status, 403);
+    assert.equal((await problem(refused)).type, 'https://hcgw.dev/problems/insufficient-scope');
+    assert.equal((await create(writer)).status, 201);
+
+    const search = await fetch(`${gw.url}/system/ehr/Observation?patient=p2`, { headers: { authorization: `Bearer ${portal}`, 'x-purpose-of-use': 'TREAT' } });
+    assert.equal(search.status, 403);
+    assert.equal((await problem(search)).type, 'https://hcgw.dev/problems/insufficient-scope');
+
+    const patient = (await (await fetch(`${gw.url}/system/ehr/Patient/p1`, { headers: { authorization: `Bearer ${readOnly}` } })).json()) as Record<string, unknown>;
+    assert.ok(patient.name && !('text' in patient), 'the clinical profile: name kept, the narrative removed');
+  });
+
   test('without a token the same call gets 401 problem+json', async () => {
     const res = await fetch(`${gw.url}/system/ehr/Patient/p1`);
     assert.equal(res.status, 401);

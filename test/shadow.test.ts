@@ -18,9 +18,9 @@ function shadowConfig(): string {
     .replace("      - minimize: { purposeOfUse: { allowed: [TREAT, HPAYMT, PATRQT] }, select: [{ when: { purposeOfUse: [HPAYMT] }, profile: billing-partner }, { profile: clinical }] }\n      - consent: { source: { upstream: ehr } }",
       "      - minimize: { purposeOfUse: { allowed: [TREAT, HPAYMT, PATRQT] }, select: [{ when: { purposeOfUse: [HPAYMT] }, profile: billing-partner }, { profile: clinical }], mode: shadow }\n      - consent: { source: { upstream: ehr }, mode: shadow }")
     .replace("      - patient-compartment: {}\n\n  - id: portal-observation-search", "      - patient-compartment: { mode: shadow }\n\n  - id: portal-observation-search")
-    .replace("  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp] }",
-      "  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp], mode: shadow }");
-  assert.equal((yaml.match(/mode: shadow/g) ?? []).length, 6, 'every intended policy switched');
+    .replace("  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp] }\n      - scopes: { smart: true, smartContexts: [user, system] }\n",
+      "  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp], mode: shadow }\n      - scopes: { smart: true, smartContexts: [user, system], mode: shadow }\n");
+  assert.equal((yaml.match(/mode: shadow/g) ?? []).length, 7, 'every intended policy switched');
   writeFileSync(join(dir, 'routes.yaml'), yaml);
   symlinkSync(resolve('schemas'), join(dir, 'schemas'));
   symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
@@ -29,14 +29,15 @@ function shadowConfig(): string {
 
 const CASES = `
 cases:
+  # scopes needs jwt's principal: with jwt alone in shadow it would refuse (no-principal), so both are switched.
   - name: jwt in shadow lets a request without token through and says it would deny
     request: { path: /system/ehr/Encounter/e-p1-1 }
-    expect: { status: 200, equals: { /id: e-p1-1 }, decision: { policy: null }, headers: { x-hcgw-decisions: "jwt=would-deny(missing-token)" } }
+    expect: { status: 200, equals: { /id: e-p1-1 }, decision: { policy: null }, headers: { x-hcgw-decisions: "jwt=would-deny(missing-token), scopes=would-deny(no-principal), minimize=allow, minimize=modify(fields-minimized)" } }
 
   - name: scopes in shadow let a token without the Patient scope read, recorded as would-deny
     request: { path: /system/ehr/Patient/p1 }
     caller: { issuer: sandbox-idp, client: clinician-app, scopes: [user/Observation.rs] }
-    expect: { status: 200, headers: { x-hcgw-decisions: "jwt=allow, scopes=would-deny(smart-scope-missing)" }, audit: { /policy/decisions/1/outcome: would-deny } }
+    expect: { status: 200, headers: { x-hcgw-decisions: "jwt=allow, scopes=would-deny(smart-scope-missing), minimize=allow, minimize=modify(fields-minimized)" }, audit: { /policy/decisions/1/outcome: would-deny } }
 
   - name: rate-limit in shadow counts but does not throttle a burst
     request: { path: /system/ehr/Observation, query: { patient: p1 } }
@@ -45,19 +46,19 @@ cases:
     upstreams:
       ehr: [{ path: /Consent, body: { resourceType: Bundle, type: searchset, entry: [] } }, { body: { resourceType: Bundle, type: searchset, entry: [] } }]
     burst: 150
-    expect: { status: 200, audit: { /policy/decisions/1: { policy: rate-limit, outcome: would-deny, reason: rate-limited } } }
+    expect: { status: 200, audit: { /policy/decisions/2: { policy: rate-limit, outcome: would-deny, reason: rate-limited } } }
 
   - name: minimize in shadow refuses nothing (a disallowed purpose) and removes no field
     request: { path: /system/ehr/Observation, query: { patient: p2 } }
     caller: { issuer: sandbox-idp, client: clinician-app, scopes: [user/*.rs] }
     purpose: HRESCH
-    expect: { status: 200, entries: 5, audit: { /policy/decisions/3: { policy: minimize, outcome: would-deny, reason: purpose-not-allowed } } }
+    expect: { status: 200, entries: 5, audit: { /policy/decisions/4: { policy: minimize, outcome: would-deny, reason: purpose-not-allowed } } }
 
   - name: consent in shadow reports what it would remove and removes nothing
     request: { path: /system/ehr/Observation, query: { patient: p2 } }
     caller: { issuer: sandbox-idp, client: clinician-app, scopes: [user/*.rs] }
     purpose: TREAT
-    expect: { status: 200, entries: 5, headers: { x-hcgw-decisions: "jwt=allow, rate-limit=allow, lane=allow, minimize=allow, consent=allow, consent=would-modify(consent-partial), minimize=would-modify(fields-minimized)" } }
+    expect: { status: 200, entries: 5, headers: { x-hcgw-decisions: "jwt=allow, scopes=allow, rate-limit=allow, lane=allow, minimize=allow, consent=allow, consent=would-modify(consent-partial), minimize=would-modify(fields-minimized)" } }
 
   - name: patient-compartment in shadow lets another patient's record through, recorded as would-deny
     request: { path: /portal/fhir/Patient/p2 }

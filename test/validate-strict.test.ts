@@ -16,7 +16,13 @@ const ISSUERS = 'identity:\n  issuers:\n';
 type Mutant = { rule: string; what: string; edit: (yaml: string) => string; at: { path: string; route?: string } };
 const inRoute = (id: string, from: string | RegExp, to: string) => (y: string) => editRoute(y, id, (b) => b.replace(from, to));
 const MUTANTS: Mutant[] = [
-  { rule: 'HCGW-L001', what: 'jwt removed from a FHIR route', edit: inRoute('ehr-encounter-read', '      - jwt: { issuers: [sandbox-idp] }\n', ''), at: { path: 'routes[3].policies', route: 'ehr-encounter-read' } },
+  // scopes needs jwt's principal, so a route that loses jwt and still compiles has lost scopes too.
+  {
+    rule: 'HCGW-L001',
+    what: 'jwt (and the scopes that need its principal) removed from a FHIR route',
+    edit: inRoute('ehr-encounter-read', '      - jwt: { issuers: [sandbox-idp] }\n      - scopes: { smart: true, smartContexts: [user, system] }\n', ''),
+    at: { path: 'routes[3].policies', route: 'ehr-encounter-read' },
+  },
   { rule: 'HCGW-L002', what: 'minimize removed from a FHIR search', edit: inRoute('ehr-observation-search', / {6}- minimize: .*\n/, ''), at: { path: 'routes[1].policies', route: 'ehr-observation-search' } },
   {
     rule: 'HCGW-L003',
