@@ -182,7 +182,10 @@ routes:
     const text = readFileSync(auditFile, 'utf8');
     assert.ok(text.length > 0);
     try {
-      writeFileSync(auditFile, text.replace('"status":200', '"status":201'));
+      // One recorded outcome changed from success (0) to minor failure (4): the line's hash no longer holds.
+      const tampered = text.replace('"outcome":"0"', '"outcome":"4"');
+      assert.notEqual(tampered, text);
+      writeFileSync(auditFile, tampered);
       const r = await (await fetch(`${admin}/admin/audit/verify`, { method: 'POST', headers: bearer() })).json();
       assert.equal(r.ok, false);
       assert.equal(r.sinks[0].file, 'audit.log');

@@ -62,8 +62,11 @@ describe('hcgw diff: widening one way is narrowing the other', () => {
     const v = sandboxVariant(['Observation: [id, meta, status,', 'Observation: [id, meta, status, note,']);
     const edited = await surfaceOf(v);
     assert.deepEqual(compareSurfaces(shipped, edited).map((c) => [c.effect, c.scope, c.text]), [
-      // HPAYMT is decided by the billing-partner entry before the catch-all clinical one.
+      // HPAYMT is decided by the billing-partner entry before the catch-all clinical one (the same select on
+      // the three EHR routes that use the clinical profile).
+      ['widening', 'route ehr-patient-read', 'Observation fields newly exposed: note (profile clinical; any caller; purposes PATRQT, TREAT, none)'],
       ['widening', 'route ehr-observation-search', 'Observation fields newly exposed: note (profile clinical; any caller; purposes PATRQT, TREAT, none)'],
+      ['widening', 'route ehr-encounter-read', 'Observation fields newly exposed: note (profile clinical; any caller; purposes PATRQT, TREAT, none)'],
       ['widening', 'route billing-claims-search', 'Observation fields newly exposed: note (profile clinical; client clinician-app; purposes TREAT)'],
     ]);
   });

@@ -45,6 +45,24 @@ describe('response filters fail closed (issue 12, classes 1 and 2)', () => {
       });
     }
 
+    // Found by filters-property (fast-check): a FHIR answer that is not a resource was taken for a plain-JSON
+    // record of the route's type and released when it pointed at p1.
+    const notResources: Array<[string, unknown]> = [
+      ['a record without resourceType naming p1 (absolute)', { id: 'p1', subject: { reference: 'https://ehr.example/fhir/Patient/p1' } }],
+      ['a record without resourceType naming p1', { id: 'o1', subject: { reference: 'Patient/p1' }, note: SECRET }],
+      ['a bare list of records', [{ id: 'o1', subject: { reference: 'Patient/p1' }, note: SECRET }]],
+      ['a plain {data: [...]} wrapper', { data: [{ id: 'o1', subject: { reference: 'Patient/p1' }, note: SECRET }], total: 1 }],
+      ['a bare string', 'Patient/p1'],
+    ];
+    for (const [name, body] of notResources) {
+      test(`an application/fhir+json answer that is not a resource is refused: ${name}`, async () => {
+        h.serve.set('/Observation', body);
+        const r = await h.get('/pc/Observation', h.tokens.p1);
+        assert.equal(r.status, 404, r.text);
+        assert.ok(!r.text.includes(SECRET), r.text);
+      });
+    }
+
     test('urn:uuid references resolve through fullUrl: to p2 removed, to p1 kept, unresolvable removed', async () => {
       h.serve.set(
         '/Observation',

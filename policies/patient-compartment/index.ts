@@ -107,7 +107,8 @@ export const patientCompartmentPolicy = definePolicy({
       onResponse(ex, response) {
         const patient = confinedTo.get(ex);
         if (patient === undefined || response.status < 200 || response.status > 299) return;
-        const out = filterForPatient(response.body, patient, filter);
+        const fhirBody = /^application\/fhir\+json\b/i.test(String(response.headers['content-type'] ?? ''));
+        const out = filterForPatient(response.body, patient, { ...filter, fhirBody });
         if (out.foreign) throw refuse('other-patient-resource');
         if (out.removed) {
           response.body = out.body;

@@ -9,6 +9,12 @@ export interface FilterRules {
   requireReference: boolean;
   /** Plain-JSON lists: the member of a wrapper object holding the records (`{data: [...], total}`). */
   listField: string;
+  /**
+   * The body was sent as FHIR (`application/fhir+json`): then only a resource with a `resourceType` can be
+   * judged, and anything else (a record without one, a bare list) is refused rather than taken to be of
+   * the route's type, which only plain-JSON systems such as billing need.
+   */
+  fhirBody?: boolean;
 }
 
 export interface Filtered {
@@ -50,6 +56,8 @@ function filterList(records: unknown[], patient: string, rules: FilterRules) {
  * refuses the whole response.
  */
 export function filterForPatient(body: unknown, patient: string, rules: FilterRules): Filtered {
+  if (body === null || body === undefined || body === '') return { body, removed: 0, foreign: false };
+  if (rules.fhirBody && !(isPlainObject(body) && typeof body.resourceType === 'string')) return { body, removed: 0, foreign: true };
   if (Array.isArray(body)) {
     const { kept, removed } = filterList(body, patient, rules);
     return { body: kept, removed, foreign: false };
@@ -62,7 +70,6 @@ export function filterForPatient(body: unknown, patient: string, rules: FilterRu
     else if (n && typeof body.total === 'number') out.total = kept.length;
     return { body: out, removed: n, foreign: false };
   }
-  if (body === null || body === undefined || body === '') return { body, removed: 0, foreign: false };
   if (isPlainObject(body) && body.resourceType === undefined) return { body, removed: 0, foreign: !keepRecord(body, patient, rules) };
   if (!isPlainObject(body)) return { body, removed: 0, foreign: true };
   const out = filterResources(body, (r, at) => (keep(r, patient, rules, at) ? r : undefined));
