@@ -57,6 +57,8 @@ describe('patient-compartment: a patient token only ever touches its own patient
       }
       if (path === '/Observation/theirs-1') return res.end(JSON.stringify(obs('theirs-1', { reference: 'Patient/p2' })));
       if (path === '/Observation/trimmed') return res.end(JSON.stringify(obs('trimmed', undefined)));
+      // Names p1 but is no FHIR resource (no resourceType): nothing a write may be judged by.
+      if (path === '/Observation/untyped') return res.end(JSON.stringify({ id: 'untyped', subject: { reference: 'Patient/p1' } }));
       if (path === '/claims') {
         res.setHeader('content-type', 'application/json');
         return res.end(JSON.stringify({ data: [{ id: 'c1', patient: 'Patient/p1' }, { id: 'c2', patient: 'Patient/p2' }, { id: 'c3' }], total: 3 }));
@@ -97,7 +99,7 @@ routes:${route('patient-read', 'GET', '/ehr/Patient/:id', '/Patient/:id', 'resou
       'resourceType: Observation, interaction: search',
       '{}',
       'hostile',
-    )}${route('hostile-enc', 'GET', '/hostile/Encounter', '/Encounter', 'resourceType: Encounter, interaction: search', '{}', 'hostile')}${route('hostile-read', 'GET', '/hostile/Observation/:id', '/Observation/:id', 'resourceType: Observation, interaction: read', '{}', 'hostile')}${route(
+    )}${route('hostile-update', 'PUT', '/hostile/Observation/:id', '/Observation/:id', 'resourceType: Observation, interaction: update', '{}', 'hostile')}${route('hostile-enc', 'GET', '/hostile/Encounter', '/Encounter', 'resourceType: Encounter, interaction: search', '{}', 'hostile')}${route('hostile-read', 'GET', '/hostile/Observation/:id', '/Observation/:id', 'resourceType: Observation, interaction: read', '{}', 'hostile')}${route(
       'hostile-claims',
       'GET',
       '/hostile/claims',
@@ -230,6 +232,12 @@ routes:${route('patient-read', 'GET', '/ehr/Patient/:id', '/Patient/:id', 'resou
     const move = JSON.stringify(obs('obs-p1-wt', { reference: 'Patient/p2' }));
     await refused(await call('/ehr/Observation/obs-p1-wt', p1, { method: 'PUT', body: move }));
     assert.equal((await call('/ehr/Observation/obs-p1-wt', p1, { method: 'PUT', body: JSON.stringify(obs('obs-p1-wt', { reference: 'Patient/p1' })) })).status, 200);
+  });
+
+  test('a write is refused when the existing resource the upstream answers as FHIR is not a resource (untyped)', async () => {
+    const before = hostile.requests.length;
+    await refused(await call('/hostile/Observation/untyped', p1, { method: 'PUT', body: JSON.stringify(obs('untyped', { reference: 'Patient/p1' })) }));
+    assert.deepEqual(hostile.requests.slice(before).map((r) => r.method), ['GET'], 'only the pre-read reached the upstream');
   });
 
   test('patient scopes without a patient context are refused; user tokens are not confined', async () => {

@@ -1,7 +1,7 @@
 import { PolicyConfigError, BadGateway, Forbidden, ResourceNotFound, requirePrincipal, definePolicy, type Exchange, type FhirInteraction, type Policy, type PolicyContext, type PolicyHandler } from '../../gateway/sdk/index.ts';
 import { FHIR_ID } from '../../gateway/lib/fhir-reference.ts';
 import { checkPatch, checkPathParams, checkWrittenResource, confineSearch, keepResponsesInspectable, type CompartmentRules } from './request.ts';
-import { filterForPatient, type FilterRules } from './response.ts';
+import { filterAnswerForPatient, type FilterRules } from './response.ts';
 
 export interface PatientCompartmentConfig {
   searchParams: string[];
@@ -43,7 +43,7 @@ function existingResourceCheck(ctx: PolicyContext, filter: FilterRules, refuse: 
     const existing = await upstream.call({ method: 'GET', path: ex.upstreamPath, headers: { accept: 'application/fhir+json' } }, ex);
     if (existing.status === 404 || existing.status === 410) return;
     if (existing.status !== 200) throw new BadGateway({ reason: 'compartment-preread', detail: 'The existing resource could not be checked' });
-    if (filterForPatient(existing.body, patient, filter).foreign) throw refuse('other-patient-write');
+    if (filterAnswerForPatient(existing, patient, filter).foreign) throw refuse('other-patient-write');
   };
 }
 
@@ -107,8 +107,7 @@ export const patientCompartmentPolicy = definePolicy({
       onResponse(ex, response) {
         const patient = confinedTo.get(ex);
         if (patient === undefined || response.status < 200 || response.status > 299) return;
-        const fhirBody = /^application\/fhir\+json\b/i.test(String(response.headers['content-type'] ?? ''));
-        const out = filterForPatient(response.body, patient, { ...filter, fhirBody });
+        const out = filterAnswerForPatient(response, patient, filter);
         if (out.foreign) throw refuse('other-patient-resource');
         if (out.removed) {
           response.body = out.body;

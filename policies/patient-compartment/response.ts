@@ -75,3 +75,10 @@ export function filterForPatient(body: unknown, patient: string, rules: FilterRu
   const out = filterResources(body, (r, at) => (keep(r, patient, rules, at) ? r : undefined));
   return { body: out.body, removed: out.removed, foreign: out.body === undefined };
 }
+
+const FHIR_JSON = /^application\/fhir\+json\b/i;
+
+/** An upstream answer judged as what its content type says it is: FHIR or plain JSON (`fhirBody`). */
+export function filterAnswerForPatient(answer: { body: unknown; headers: Record<string, string | string[] | undefined> }, patient: string, rules: FilterRules): Filtered {
+  return filterForPatient(answer.body, patient, { ...rules, fhirBody: FHIR_JSON.test(String(answer.headers['content-type'] ?? '')) });
+}
