@@ -1,20 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { loadConfigFile } from '../gateway/config/load.ts';
 import { TestWorld } from '../gateway/tooling/world.ts';
 import { DECISIONS_HEADER } from '../gateway/tooling/debug-decisions.ts';
-import { assertIssues, configIssues, readAuditRecords, tempDir, waitFor } from './helpers.ts';
+import { assertIssues, configIssues, readAuditRecords, shippedConfigCopy, waitFor } from './helpers.ts';
 
 /** The sandbox routes.yaml with one change to its server section, next to the schemas it references. */
 function sandboxWith(server: string): string {
-  const dir = tempDir('hcgw-trace-');
-  const file = join(dir, 'routes.yaml');
-  writeFileSync(file, readFileSync('routes.yaml', 'utf8').replace('  host: 127.0.0.1\n', `  host: 127.0.0.1\n${server}\n`));
-  symlinkSync(resolve('schemas'), join(dir, 'schemas'));
-  symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
-  return file;
+  return shippedConfigCopy((yaml) => yaml.replace('  host: 127.0.0.1\n', `  host: 127.0.0.1\n${server}\n`));
 }
 
 async function auditRecord(file: string, requestId: string): Promise<any> {

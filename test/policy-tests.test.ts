@@ -1,23 +1,17 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { runTests } from '../gateway/tooling/runner.ts';
 import { formatCase, junitXml } from '../gateway/tooling/report.ts';
-import { tempDir } from './helpers.ts';
+import { shippedConfigCopy, tempDir } from './helpers.ts';
 
 const SHIPPED = ['billing-erp', 'ehr-system', 'payer', 'portal', 'process-experience'].map((n) => `policy-tests/${n}.yaml`);
 
 /** A copy of the sandbox config with one edit, next to a copy of one shipped test file. */
 function mutated(edit: (yaml: string) => string, testFile: string): string {
-  const dir = tempDir('hcgw-mutant-');
-  const yaml = readFileSync('routes.yaml', 'utf8');
-  const changed = edit(yaml);
-  assert.notEqual(changed, yaml, 'the mutation must change the config');
-  writeFileSync(join(dir, 'routes.yaml'), changed);
-  symlinkSync(resolve('schemas'), join(dir, 'schemas'));
-  symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
+  const dir = dirname(shippedConfigCopy(edit)); // throws when the mutation does not change the config
   mkdirSync(join(dir, 'policy-tests'));
   copyFileSync(testFile, join(dir, 'policy-tests', 'cases.yaml'));
   return join(dir, 'policy-tests', 'cases.yaml');

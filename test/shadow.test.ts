@@ -1,30 +1,28 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { loadConfigFile } from '../gateway/config/load.ts';
 import { runTests } from '../gateway/tooling/runner.ts';
 import { formatCase } from '../gateway/tooling/report.ts';
 import { TestWorld } from '../gateway/tooling/world.ts';
-import { assertIssues, configIssues, tempDir } from './helpers.ts';
+import { assertIssues, configIssues, shippedConfigCopy } from './helpers.ts';
 
 /** The sandbox config with chosen policies switched to `mode: shadow` and the debug header on. */
 function shadowConfig(): string {
-  const dir = tempDir('hcgw-shadow-');
-  const yaml = readFileSync('routes.yaml', 'utf8')
-    .replace('  host: 127.0.0.1\n', '  host: 127.0.0.1\n  debugDecisions: true\n')
-    .replace("      - scopes: { smart: true, smartContexts: [user, system] }\n", "      - scopes: { smart: true, smartContexts: [user, system], mode: shadow }\n")
-    .replace('limits: [{ limit: 20, window: 1s }, { limit: 2000, window: 1h }] }', 'limits: [{ limit: 20, window: 1s }, { limit: 2000, window: 1h }], mode: shadow }')
-    .replace("      - minimize: { purposeOfUse: { allowed: [TREAT, HPAYMT, PATRQT] }, select: [{ when: { purposeOfUse: [HPAYMT] }, profile: billing-partner }, { profile: clinical }] }\n      - consent: { source: { upstream: ehr } }",
-      "      - minimize: { purposeOfUse: { allowed: [TREAT, HPAYMT, PATRQT] }, select: [{ when: { purposeOfUse: [HPAYMT] }, profile: billing-partner }, { profile: clinical }], mode: shadow }\n      - consent: { source: { upstream: ehr }, mode: shadow }")
-    .replace("      - patient-compartment: {}\n\n  - id: portal-observation-search", "      - patient-compartment: { mode: shadow }\n\n  - id: portal-observation-search")
-    .replace("  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp] }\n      - scopes: { smart: true, smartContexts: [user, system] }\n",
-      "  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp], mode: shadow }\n      - scopes: { smart: true, smartContexts: [user, system], mode: shadow }\n");
-  assert.equal((yaml.match(/mode: shadow/g) ?? []).length, 7, 'every intended policy switched');
-  writeFileSync(join(dir, 'routes.yaml'), yaml);
-  symlinkSync(resolve('schemas'), join(dir, 'schemas'));
-  symlinkSync(resolve('gateway'), join(dir, 'gateway')); // the sandbox's dev key files are referenced relative to the config
-  return join(dir, 'routes.yaml');
+  return shippedConfigCopy((shipped) => {
+    const yaml = shipped
+      .replace('  host: 127.0.0.1\n', '  host: 127.0.0.1\n  debugDecisions: true\n')
+      .replace("      - scopes: { smart: true, smartContexts: [user, system] }\n", "      - scopes: { smart: true, smartContexts: [user, system], mode: shadow }\n")
+      .replace('limits: [{ limit: 20, window: 1s }, { limit: 2000, window: 1h }] }', 'limits: [{ limit: 20, window: 1s }, { limit: 2000, window: 1h }], mode: shadow }')
+      .replace("      - minimize: { purposeOfUse: { allowed: [TREAT, HPAYMT, PATRQT] }, select: [{ when: { purposeOfUse: [HPAYMT] }, profile: billing-partner }, { profile: clinical }] }\n      - consent: { source: { upstream: ehr } }",
+        "      - minimize: { purposeOfUse: { allowed: [TREAT, HPAYMT, PATRQT] }, select: [{ when: { purposeOfUse: [HPAYMT] }, profile: billing-partner }, { profile: clinical }], mode: shadow }\n      - consent: { source: { upstream: ehr }, mode: shadow }")
+      .replace("      - patient-compartment: {}\n\n  - id: portal-observation-search", "      - patient-compartment: { mode: shadow }\n\n  - id: portal-observation-search")
+      .replace("  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp] }\n      - scopes: { smart: true, smartContexts: [user, system] }\n",
+        "  - id: ehr-encounter-read\n    layer: system\n    match: { methods: [GET], path: /system/ehr/Encounter/:id }\n    fhir: { resourceType: Encounter, interaction: read }\n    target: { upstream: ehr, path: /Encounter/:id }\n    policies:\n      - audit: {}\n      - jwt: { issuers: [sandbox-idp], mode: shadow }\n      - scopes: { smart: true, smartContexts: [user, system], mode: shadow }\n");
+    assert.equal((yaml.match(/mode: shadow/g) ?? []).length, 7, 'every intended policy switched');
+    return yaml;
+  });
 }
 
 const CASES = `
