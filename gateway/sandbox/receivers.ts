@@ -46,10 +46,9 @@ export async function startReceivers(opts: ListenOpts & { token: () => Promise<s
   const webhooks = Object.fromEntries(Object.entries(SANDBOX_WEBHOOK_SECRET_FILES).map(([box, f]) => [box, new Webhook(readFileSync(f, 'utf8').trim())]));
   const chargeCapture: ChargeCapture = { token: opts.token };
 
-  const keep = (box: string, id: string, body: unknown): Received => {
-    const r: Received = { box, id, type: (body as { type?: string })?.type, receivedAt: new Date().toISOString(), duplicate: received.some((x) => x.box === box && x.id === id), body };
-    received.push(r);
-    return r;
+  const seen = (box: string, id: string) => received.some((x) => x.box === box && x.id === id);
+  const keep = (box: string, id: string, body: unknown, duplicate = seen(box, id)): void => {
+    received.push({ box, id, type: (body as { type?: string })?.type, receivedAt: new Date().toISOString(), duplicate, body });
   };
 
   const verified = (ctx: Ctx, box: string): { id: string; event: Record<string, any> } => {
@@ -106,9 +105,9 @@ export async function startReceivers(opts: ListenOpts & { token: () => Promise<s
       }],
       ['POST', '/hooks/:box', async (ctx) => {
         const { id, event } = verified(ctx, ctx.params.box);
-        const first = !received.some((x) => x.box === ctx.params.box && x.id === id);
-        const result = ctx.params.box === 'charge-capture' && first ? await capture(id, event) : undefined;
-        keep(ctx.params.box, id, result === undefined ? event : { ...event, charged: result });
+        const duplicate = seen(ctx.params.box, id);
+        const result = ctx.params.box === 'charge-capture' && !duplicate ? await capture(id, event) : undefined;
+        keep(ctx.params.box, id, result === undefined ? event : { ...event, charged: result }, duplicate);
         return reply(204);
       }],
     ],
