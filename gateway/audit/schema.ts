@@ -18,7 +18,7 @@ const bufferProps = {
   name: { type: 'string', pattern: '^[a-zA-Z0-9_.-]+$', description: 'Label of this sink in metrics and logs (default: its kind)' },
 } as const;
 
-const fileSink = {
+export const fileSinkSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['kind', 'path'],
@@ -106,7 +106,7 @@ export const auditSectionSchema = {
         required: ['kind'],
         properties: { kind: { enum: ['file', 'stdout', 'http'], description: 'Sink type' } },
         allOf: [
-          { if: { properties: { kind: { const: 'file' } } }, then: fileSink },
+          { if: { properties: { kind: { const: 'file' } } }, then: fileSinkSchema },
           { if: { properties: { kind: { const: 'stdout' } } }, then: stdoutSink },
           { if: { properties: { kind: { const: 'http' } } }, then: httpSink },
         ],

@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { fileSinkSchema, type FileSinkConfig } from '../audit/schema.ts';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { Gateway } from '../http/server.ts';
 import { createLogger } from '../ops/logger.ts';
@@ -40,8 +41,16 @@ type SandboxHandle = { urls: Record<string, string>; close(): Promise<void>; res
 /** The demo sandbox upstream a configured upstream name stands for. */
 const SANDBOX_OF: Record<string, string> = { ehr: 'ehr', billing: 'billing', erp: 'erp', payer: 'payer' };
 
-/** The file sink the loader would have made (its schema defaults): the rewired config is not re-validated. */
-const FILE_SINK_DEFAULTS = { kind: 'file', maxBytes: 0, spillMaxBytes: 268435456, maxBufferRecords: 10000, batchSize: 500, retryInitialMs: 250, retryMaxMs: 30000, closeTimeoutMs: 5000 } as const;
+/**
+ * The file sink the loader would have made: the rewired config is not re-validated, so every default comes
+ * from the audit file-sink schema itself (a new sink key cannot be missed, as `spillMaxBytes` once was);
+ * one file per run, never rotated.
+ */
+const FILE_SINK_DEFAULTS = {
+  ...Object.fromEntries(Object.entries(fileSinkSchema.properties).flatMap(([key, p]) => ('default' in p ? [[key, p.default]] : []))),
+  kind: 'file',
+  maxBytes: 0,
+} as Omit<FileSinkConfig, 'path'>;
 
 /** The signing side of the throw-away issuer: one RS256 key made per run, never written anywhere. */
 class TestIssuer {
