@@ -12,155 +12,30 @@
  *
  * Options (env): BENCH_SECONDS=seconds per row (default 8; BENCH_DURATION is the older name),
  * BENCH_ROWS=comma list of row groups (direct, reference, fast-gateway, bare, jwt-rate-limit, full-redis,
- * fixed, soak, full-memory, full-otel, full-workers; default all but soak), BENCH_CONNECTIONS (50),
+ * fixed, soak, full-memory, full-otel, full-workers, events; default all but soak), BENCH_CONNECTIONS (50),
  * BENCH_SOAK=1 for the 3 × 60 s memory soak, BENCH_CPU_PROF=1 to write a V8 CPU profile of each gateway
  * process into bench/profiles/, BENCH_REDIS_URL (redis://127.0.0.1:6379). Results: bench/results.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { fullChainYaml, bareYaml, jwtRateLimitYaml } from './configs.ts';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { benchToken } from './token.ts';
+import { ROOT, measure, peakRssMb, startChild, startGateway, stop, type Proc, type Row } from './harness.ts';
 const DURATION = Number(process.env.BENCH_SECONDS ?? process.env.BENCH_DURATION ?? 8);
 const WARMUP = Math.min(2, DURATION);
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? join(dirname(fileURLToPath(import.meta.url)), 'profiles') : undefined;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TMP = mkdtempSync(join(tmpdir(), 'hcgw-bench-'));
-
-interface Proc {
-  child: ChildProcess;
-  port: number;
-}
-
-/** Starts a child that prints "ready <port>" (bench servers) or waits for /readyz (the gateway). */
-async function startChild(args: string[], opts: { readyLine?: boolean; port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HCGW_LOG_LEVEL: 'warn', ...opts.env } });
-  const errors: string[] = [];
-  child.stderr!.on('data', (c: Buffer) => errors.push(String(c)));
-  if (opts.readyLine) {
-    const rl = createInterface({ input: child.stdout! });
-    const port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`child did not start: ${errors.join('')}`)), 20_000);
-      rl.on('line', (l) => {
-        const m = /^ready (\d+)/.exec(l);
-        if (m) (clearTimeout(t), resolve(Number(m[1])));
-      });
-      child.once('exit', (c) => reject(new Error(`child exited ${c}: ${errors.join('')}`)));
-    });
-    return { child, port };
-  }
-  child.stdout!.resume();
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${opts.port}/readyz`);
-      if (r.ok) return { child, port: opts.port! };
-    } catch {
-      /* not up yet */
-    }
-    if (child.exitCode !== null) throw new Error(`gateway exited: ${errors.join('')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('gateway did not become ready');
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  const done = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGTERM');
-  await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
-  if (p.child.exitCode === null) p.child.kill('SIGKILL');
-}
-
-/** A process and its children (cluster workers); Linux /proc. */
-function processTree(pid: number): number[] {
-  try {
-    return [pid, ...readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)];
-  } catch {
-    return [pid];
-  }
-}
-
-/** CPU time (user + system) of a process and its children so far, in µs (clock ticks of 10 ms). */
-function cpuMicros(pid: number): number {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ').pop()!.split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      /* exited */
-    }
-  }
-  return ticks * 10_000;
-}
-
-/** Peak resident set (VmHWM) of a process and its children (cluster workers), in MB; Linux /proc. */
-function peakRssMb(pid: number): number {
-  let max = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      if (m) max = Math.max(max, Number(m[1]) / 1024);
-    } catch {
-      /* exited */
-    }
-  }
-  return Math.round(max);
-}
-
-interface Row {
-  name: string;
-  path: string;
-  reqPerSec: number;
-  p50: number;
-  p99: number;
-  non2xx: number;
-  errors: number;
-  peakRssMb?: number;
-  /** CPU time of the measured process per request, µs. */
-  cpuUsPerReq?: number;
-  ratioToDirect?: number;
-  ratioToReference?: number;
-}
-
-async function load(name: string, url: string, headers: Record<string, string>, extra: Partial<autocannon.Options> = {}, pid?: number): Promise<Row> {
-  // A short warm-up fills keep-alive pools, JWKS caches and JIT before the measured run.
-  await autocannon({ url, headers, connections: CONNECTIONS, duration: WARMUP, ...extra });
-  const cpuBefore = pid ? cpuMicros(pid) : 0;
-  const r = await autocannon({ url, headers, connections: CONNECTIONS, duration: DURATION, ...extra });
-  const cpu = pid ? cpuMicros(pid) - cpuBefore : 0;
-  const row: Row = {
-    name,
-    path: new URL(url).pathname,
-    reqPerSec: Math.round(r.requests.average),
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    non2xx: r.non2xx,
-    errors: r.errors + r.timeouts,
-    ...(pid ? { peakRssMb: peakRssMb(pid), cpuUsPerReq: r.requests.total ? Math.round(cpu / r.requests.total) : undefined } : {}),
-  };
-  process.stderr.write(`  ${name.padEnd(44)} ${String(row.reqPerSec).padStart(6)} req/s  p50 ${row.p50} ms  p99 ${row.p99} ms${row.cpuUsPerReq ? `  ${row.cpuUsPerReq} µs/req` : ''}${row.non2xx ? `  non2xx ${row.non2xx}` : ''}\n`);
-  return row;
-}
-
-async function gateway(yaml: string, name: string, workers = 1): Promise<Proc> {
-  const file = join(TMP, `${name}.yaml`);
-  writeFileSync(file, yaml);
-  const port = 18000 + Math.floor(Math.random() * 2000);
-  const prof = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`] : [];
-  return startChild([...prof, 'dist/gateway/cli/index.js', 'start', '--config', file, '--port', String(port), '--workers', String(workers)], { port });
-}
+const LOAD = { seconds: DURATION, warmupSeconds: WARMUP, connections: CONNECTIONS };
+const load = (...args: Parameters<typeof measure> extends [unknown, ...infer R] ? R : never) => measure(LOAD, ...args);
+const gateway = (yaml: string, name: string, workers = 1) => startGateway(yaml, name, { tmp: TMP, workers, profileDir: PROFILE_DIR });
 
 /** Shared by the row groups: the upstream, the reference, the token, the paths and the rows so far. */
 interface Ctx {
@@ -253,22 +128,10 @@ async function main(): Promise<void> {
   // The measured processes run compiled JavaScript (as in production), not the TypeScript loader.
   const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('npm run build failed');
-  const { publicKey, privateKey } = await generateKeyPair('RS256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'RS256', use: 'sig' };
-  const jwksFile = join(TMP, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [jwk] }));
-  const token = await new SignJWT({ scope: 'patient/*.rs', client_id: 'bench-client', patient: 'p1' })
-    .setProtectedHeader({ alg: 'RS256', kid: 'bench-1' })
-    .setIssuer('https://bench-idp.local')
-    .setAudience('hcgw-bench')
-    .setSubject('bench-user')
-    .setIssuedAt()
-    .setExpirationTime('2h')
-    .sign(privateKey);
-  const auth = { authorization: `Bearer ${token}`, 'x-purpose-of-use': 'TREAT' };
+  const { jwk, jwksFile, auth } = await benchToken(TMP);
 
-  const unknown = ROW_NAMES?.filter((n) => !GROUPS.some(([g]) => g === n) && n !== 'fixed' && n !== 'soak');
-  if (unknown?.length) throw new Error(`BENCH_ROWS: unknown row group(s) ${unknown.join(', ')}; known: ${GROUPS.map(([g]) => g).join(', ')}, fixed, soak`);
+  const unknown = ROW_NAMES?.filter((n) => !GROUPS.some(([g]) => g === n) && n !== 'fixed' && n !== 'soak' && n !== 'events');
+  if (unknown?.length) throw new Error(`BENCH_ROWS: unknown row group(s) ${unknown.join(', ')}; known: ${GROUPS.map(([g]) => g).join(', ')}, fixed, soak, events`);
   const upstream = await startChild(['bench/upstream.mjs', '0', jwksFile], { readyLine: true });
   // An OTLP/HTTP collector that accepts and discards: the row measures the gateway's side of tracing.
   const collector = http.createServer((req, res) => req.resume().on('end', () => res.end('{}')));
@@ -311,8 +174,10 @@ async function main(): Promise<void> {
   }
   process.stdout.write('\n');
   // The event backbone's rows (both engines, in this process): bounded to 1,000 events and 60 s per engine.
-  const { eventBenchTable } = await import('./events.ts');
-  process.stdout.write(`\nevent backbone:\n${await eventBenchTable({ count: 1000, timeoutMs: 60_000 })}\n`);
+  if (selected('events')) {
+    const { eventBenchTable } = await import('./events.ts');
+    process.stdout.write(`\nevent backbone:\n${await eventBenchTable({ count: 1000, timeoutMs: 60_000 })}\n`);
+  }
   const outDir = join(ROOT, 'bench');
   if (!existsSync(outDir)) mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: availableParallelism(), durationSec: DURATION, connections: CONNECTIONS, rows }, null, 2) + '\n');

@@ -1,4 +1,5 @@
-import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import accepts from 'accepts';
 import type { GatewayConfig } from '../config/types.ts';
 import type { ConfigIssue } from '../config/errors.ts';
 import { NotAcceptable, type GatewayError } from '../sdk/errors.ts';
@@ -7,6 +8,7 @@ import { capabilityStatement, groupRoutes } from './capability.ts';
 import { smartConfiguration } from './smart-configuration.ts';
 import { writeOperationOutcome } from './operation-outcome.ts';
 import type { FhirSection, FhirServerConfig } from './schema.ts';
+import type { RoutedRequest } from '../http/request-facts.ts';
 
 export { fhirSectionSchema, type FhirSection } from './schema.ts';
 
@@ -41,17 +43,18 @@ export function checkFhirSection(config: GatewayConfig): ConfigIssue[] {
 export function createFhirSurface(config: GatewayConfig, compiledAt: Date) {
   const servers = sectionOf(config)?.servers ?? [];
   const groupOf = (path: string): FhirServerConfig | undefined => servers.find((s) => path === s.base || path.startsWith(`${s.base}/`));
-  const baseUrl = (req: Request, s: FhirServerConfig) => `${req.protocol}://${req.get('host') ?? ''}${s.base}`;
-  const json = (res: Response, status: number, body: unknown, type: string) => {
-    res.status(status).setHeader('Content-Type', `${type}; charset=utf-8`);
+  const baseUrl = (req: RoutedRequest, s: FhirServerConfig) => `${req.protocol}://${req.headers.host ?? ''}${s.base}`;
+  const json = (res: ServerResponse, status: number, body: unknown, type: string) => {
+    res.statusCode = status;
+    res.setHeader('Content-Type', `${type}; charset=utf-8`);
     res.setHeader('Cache-Control', 'public, max-age=300');
     res.end(JSON.stringify(body));
   };
   /** FHIR clients say so by Accept or `_format`; everyone else gets problem+json. */
-  const wantsFhir = (req: Request) => {
+  const wantsFhir = (req: RoutedRequest) => {
     const format = new URL(req.url ?? '/', 'http://x').searchParams.get('_format');
     if (format !== null) return JSON_FORMATS.has(format);
-    return req.accepts(['application/problem+json', FHIR_JSON]) === FHIR_JSON && /fhir\+json|json\+fhir/i.test(req.get('accept') ?? '');
+    return accepts(req).type(['application/problem+json', FHIR_JSON]) === FHIR_JSON && /fhir\+json|json\+fhir/i.test(req.headers.accept ?? '');
   };
 
   return {
@@ -60,7 +63,7 @@ export function createFhirSurface(config: GatewayConfig, compiledAt: Date) {
      * Serves `<base>/metadata`, `<base>/.well-known/smart-configuration` and, with a single group,
      * `/.well-known/smart-configuration`. Returns false for any other request.
      */
-    serve(req: Request, res: Response, path: string): boolean {
+    serve(req: RoutedRequest, res: ServerResponse, path: string): boolean {
       if (req.method !== 'GET' && req.method !== 'HEAD') return false;
       const root = path === WELL_KNOWN && servers.length === 1 ? servers[0] : undefined;
       const group = root ?? groupOf(path);
@@ -78,16 +81,16 @@ export function createFhirSurface(config: GatewayConfig, compiledAt: Date) {
       return false;
     },
     /** 406 for a FHIR request asking for a format the gateway cannot inspect (XML, RDF…): never a silent JSON answer. */
-    checkFormat(req: Request, path: string): void {
+    checkFormat(req: RoutedRequest, path: string): void {
       if (!groupOf(path)) return;
       const format = new URL(req.url ?? '/', 'http://x').searchParams.getAll('_format');
-      const refused = format.some((f) => !JSON_FORMATS.has(f)) || (req.get('accept') !== undefined && !req.accepts([FHIR_JSON, 'application/json', 'application/json+fhir']));
+      const refused = format.some((f) => !JSON_FORMATS.has(f)) || (req.headers.accept !== undefined && !accepts(req).type([FHIR_JSON, 'application/json', 'application/json+fhir']));
       if (refused) {
         throw new NotAcceptable({ reason: 'fhir-format', detail: 'Only FHIR JSON (application/fhir+json) is served here', headers: { Vary: 'Accept' } });
       }
     },
     /** The one error writer for requests: OperationOutcome for FHIR clients under a FHIR base, else problem+json. */
-    writeError(req: Request, res: Response, path: string, err: GatewayError, requestId: string): void {
+    writeError(req: RoutedRequest, res: ServerResponse, path: string, err: GatewayError, requestId: string): void {
       if (groupOf(path) && wantsFhir(req)) writeOperationOutcome(res, err, requestId);
       else writeProblem(res, err, requestId);
     },

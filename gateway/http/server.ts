@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import express, { type Request, type Response } from 'express';
+import express from 'express';
 import getRawBody from 'raw-body';
 import type { Logger } from 'winston';
 import { runLogPhase } from '../pipeline/chain.ts';
@@ -24,6 +24,7 @@ import type { TelemetryConfig } from '../ops/telemetry-schema.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import { writeProblem } from './problem.ts';
 import { holdResponse } from './hold-response.ts';
+import { addRequestFacts, type RoutedRequest, type TrustProxyFn } from './request-facts.ts';
 import { trackConnections } from './drain.ts';
 import { securityHeaders } from './security-headers.ts';
 import { serverTlsOptions } from './tls.ts';
@@ -175,7 +176,7 @@ export class Gateway {
    * draining (a reused keep-alive connection could carry a request that the final cut would lose), the
    * security headers, and the Host and header checks. False when the request was answered (refused).
    */
-  private prelude(req: Request, res: Response): boolean {
+  private prelude(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     if (this.closing) res.setHeader('Connection', 'close');
     this.applySecurityHeaders(req, res, noop);
     const refusal = edgeRefusal(req, this.allowedHosts);
@@ -204,8 +205,8 @@ export class Gateway {
   /**
    * node's request listener. Routed requests go straight to the prelude and the compiled router: walking
    * express's middleware stack cost more per request than the routing itself. Express still answers the
-   * paths it owns, with the same prelude; the request and response get express's prototypes either way
-   * (req.ip and req.protocol honour `trust proxy`), as express's own app.handle gives them.
+   * paths it owns, with the same prelude. Routed requests keep node's own prototypes (see
+   * request-facts.ts); what they need of express's request getters is written on them once.
    */
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
@@ -214,14 +215,8 @@ export class Gateway {
     // Anything express might route itself (an absolute-form target too) goes to express: its stack ends in
     // the same dispatch, so sending it a request it does not own changes nothing but the cost.
     if (url[0] !== '/' || this.expressPaths.has(path.endsWith('/') && path.length > 1 ? path.slice(0, -1) : path)) return void this.app(req, res);
-    const app = this.app as unknown as { request: object; response: object };
-    Object.setPrototypeOf(req, app.request);
-    Object.setPrototypeOf(res, app.response);
-    const ereq = req as Request;
-    const eres = res as Response;
-    ereq.res = eres;
-    eres.req = ereq;
-    eres.locals ??= Object.create(null) as Response['locals'];
+    const ereq = addRequestFacts(req, this.app.get('trust proxy fn') as TrustProxyFn);
+    const eres = res;
     try {
       if (this.prelude(ereq, eres)) void this.dispatch(ereq, eres);
     } catch (err) {
@@ -233,7 +228,7 @@ export class Gateway {
   };
 
   /** The request path: match → read body → pipeline (request phase, target, response phase) → (log phase on close). */
-  private async dispatch(req: Request, res: Response): Promise<void> {
+  private async dispatch(req: RoutedRequest, res: http.ServerResponse): Promise<void> {
     const id = requestIdOf(req);
     res.setHeader('X-Request-Id', id);
     const url = req.url ?? '/';
@@ -251,7 +246,7 @@ export class Gateway {
       }
       if (fhir.serve(req, res, path)) return;
     }
-    const m = gen.compiled.router.match(req.method, path);
+    const m = gen.compiled.router.match(req.method ?? 'GET', path);
     if (m === 'bad-path') return fail(new BadRequest({ detail: 'Malformed or ambiguous request path', reason: 'bad-path' }));
     if (m.kind === 'none') return fail(new RouteNotFound());
     if (m.kind === 'method-not-allowed') return fail(new MethodNotAllowed({ headers: { Allow: m.allow.join(', ') } }));

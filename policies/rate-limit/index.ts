@@ -76,8 +76,18 @@ function collectHeaders(res: ServerResponse): Record<string, string> {
   return headers;
 }
 
+/**
+ * express-rate-limit writes its headers with express's `res.append`; the gateway's routed responses are
+ * node's own (no express prototype, see gateway/http/request-facts.ts), whose `appendHeader` is the same.
+ */
+function appendViaNode(this: ServerResponse, name: string, value: string | string[]): ServerResponse {
+  return this.appendHeader(name, value);
+}
+
 /** Runs one express-rate-limit middleware as a step: resolves when it admits, rejects with what it passed to next. */
 function run(limiter: RateLimitRequestHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const r = res as ServerResponse & { append?: unknown };
+  if (r.append === undefined) r.append = appendViaNode;
   return new Promise((resolve, reject) => {
     void limiter(req as Request, res as Response, (err?: unknown) => (err === undefined ? resolve() : reject(err)));
   });
