@@ -5,7 +5,8 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { GENESIS, recordHash } from '../gateway/audit/chain.ts';
+import fc from 'fast-check';
+import { GENESIS, canonicalJson, recordHash } from '../gateway/audit/chain.ts';
 import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { auditFilesInOrder } from '../gateway/audit/sinks/file.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
@@ -171,5 +172,33 @@ describe('audit hash chain and verify', () => {
     const broken = await cli(...files);
     assert.equal(broken.code, 1);
     assert.ok(broken.stdout.startsWith(`BROKEN ${live}:1: record was altered`), broken.stdout);
+  });
+});
+
+describe('canonical JSON (what every record hash is taken over)', () => {
+  /** The original definition, kept here as the specification the faster one must match byte for byte. */
+  function reference(value: unknown): string {
+    if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+    if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : reference(v))).join(',')}]`;
+    const parts: string[] = [];
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) parts.push(`${JSON.stringify(key)}:${reference(v)}`);
+    }
+    return `{${parts.join(',')}}`;
+  }
+
+  test('matches the sorted-keys definition for any JSON value, undefined members and odd keys included', () => {
+    const key = fc.oneof(fc.string(), fc.constantFrom('__proto__', 'a', 'B', 'é', '\u2028', '10', '2', ''));
+    const value = fc.letrec((tie) => ({
+      any: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined), tie('obj'), tie('arr')),
+      obj: fc.dictionary(key, tie('any'), { maxKeys: 6 }),
+      arr: fc.array(tie('any'), { maxLength: 5 }),
+    })).any;
+    fc.assert(fc.property(value, (v) => assert.equal(canonicalJson(v), reference(v))), { numRuns: 2000 });
+  });
+
+  test('key order and spacing of the input do not change it', () => {
+    assert.equal(canonicalJson(JSON.parse('{ "b": 1, "a": [ {"d": 2, "c": null} ] }')), '{"a":[{"c":null,"d":2}],"b":1}');
   });
 });

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Exchange, FhirInteraction } from '../sdk/types.ts';
 import { toAuditEvent, type AuditEvent, type AuditFacts } from './fhir-event.ts';
 
@@ -74,7 +75,14 @@ export type RecordBuilder = (ex: Exchange, now?: Date) => AuditLine;
 /** Everything that can be prepared once per route (the HMAC key, the static parts of the record). */
 export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
   const key = Buffer.from(opts.hashKey, 'utf8');
-  const hmac = (v: string) => createHmac('sha256', key).update(v).digest('base64url');
+  // The same few callers, addresses and patients come back request after request: a pseudonym is
+  // computed once per value while it stays in use (bounded), not four HMACs per record.
+  const pseudonyms = new LRUCache<string, string>({ max: 10_000 });
+  const hmac = (v: string) => {
+    let h = pseudonyms.get(v);
+    if (h === undefined) pseudonyms.set(v, (h = createHmac('sha256', key).update(v).digest('base64url')));
+    return h;
+  };
   const source = Object.freeze({ observer: opts.source, type: 'gateway' as const });
 
   return function buildAuditRecord(ex, now = new Date()) {

@@ -59,10 +59,13 @@ function define(out: Record<string, unknown>, k: string, v: unknown): void {
   else out[k] = v;
 }
 
-/** A new object holding the first `n` entries. */
-function copyOf(entries: Array<[string, unknown]>, n: number): Record<string, unknown> {
+/** A new object holding the keys of `v` that come before `stop` (in `v`'s own order). */
+function copyBefore(v: Record<string, unknown>, stop: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) define(out, entries[i][0], entries[i][1]);
+  for (const k in v) {
+    if (k === stop) break;
+    if (Object.hasOwn(v, k)) define(out, k, v[k]);
+  }
   return out;
 }
 
@@ -220,10 +223,12 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
     }
     if (!isPlainObject(v)) return v;
     const bundle = v.resourceType === 'Bundle';
-    const entries = Object.entries(v);
     let out: Record<string, unknown> | undefined;
-    for (let i = 0; i < entries.length; i++) {
-      const [k, x] = entries[i];
+    // for…in, not Object.entries: a Bundle has thousands of small objects, and the pairs were most of the
+    // walk's garbage. Own keys only, as Object.entries gives them.
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue;
+      const x = v[k];
       if (bundle && k === 'link' && Array.isArray(x)) {
         // A paging link that cannot go through the gateway is dropped whole, not left without its url.
         const link = x.flatMap((l) => {
@@ -231,14 +236,14 @@ export function createPublicLinks(routes: readonly CompiledRoute[], upstreams: R
           const url = rewriteString(l.url, 'url', route, base, true);
           return url === REMOVE ? [] : [{ ...(walk(l, 'link', route, base) as object), url }];
         });
-        out ??= copyOf(entries, i);
+        out ??= copyBefore(v, k);
         if (link.length) out.link = link; // FHIR JSON has no empty arrays
         continue;
       }
       const r = walk(x, k, route, base, k === 'fullUrl' || (key === 'response' && k === 'location'));
       if (out === undefined) {
         if (r === x) continue;
-        out = copyOf(entries, i);
+        out = copyBefore(v, k);
       }
       if (r !== REMOVE) define(out, k, r);
     }
