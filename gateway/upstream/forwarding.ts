@@ -20,7 +20,9 @@ interface TrustedView {
   socket: { remoteAddress?: string };
 }
 
-const cache = new WeakMap<Exchange, Record<string, string>>();
+/** The exchange's forwarding headers, computed once, kept on the exchange (no per-request WeakMap: see proxy.ts). */
+const FORWARDING = Symbol('hcgw.forwarding');
+type WithForwarding = Exchange & { [FORWARDING]?: Record<string, string> };
 
 /** RFC 7239 node: IPv6 addresses are quoted and bracketed. */
 const forwardedNode = (addr: string) => (addr.includes(':') ? `"[${addr}]"` : addr);
@@ -29,7 +31,7 @@ const forwardedValue = (v: string) => (/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(v) ?
 
 /** The forwarding headers for this exchange's upstream calls (computed once per exchange). */
 export function forwardingHeaders(ex: Exchange): Record<string, string> {
-  let h = cache.get(ex);
+  let h = (ex as WithForwarding)[FORWARDING];
   if (h) return h;
   const req = ex.req as unknown as TrustedView;
   const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -43,7 +45,7 @@ export function forwardingHeaders(ex: Exchange): Record<string, string> {
     ...(host ? { 'x-forwarded-host': host } : {}),
     forwarded: chain.map((a, i) => `for=${forwardedNode(a)}${i === 0 ? `;proto=${proto}${host ? `;host=${forwardedValue(host)}` : ''}` : ''}`).join(', '),
   };
-  cache.set(ex, h);
+  (ex as WithForwarding)[FORWARDING] = h;
   return h;
 }
 

@@ -17,6 +17,15 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-aut
 /** A buffered upstream body larger than this is refused (502) instead of exhausting memory. */
 const MAX_BUFFERED_RESPONSE = 16 * 1024 * 1024;
 
+/**
+ * The attempt an outgoing request belongs to, as a property of that request. Not a WeakMap keyed by
+ * request: a WeakMap holding an entry for every request in flight made V8's garbage collector trace
+ * ephemerons on every scavenge, which cost more CPU (and ~70 MB of RSS) than the proxying itself.
+ */
+const IN_FLIGHT = Symbol('hcgw.inFlight');
+type Tracked = IncomingMessage & { [IN_FLIGHT]?: InFlight };
+const stateOf = (req: IncomingMessage) => (req as Tracked)[IN_FLIGHT];
+
 /** One attempt at proxying a request (a retry is a new attempt on the same request). */
 interface InFlight {
   ex: Exchange;
@@ -72,7 +81,6 @@ export interface ProxyTargetOptions {
  */
 export function createProxyTarget(opts: ProxyTargetOptions) {
   const { upstream, buffer, links, logger, metrics } = opts;
-  const inflight = new WeakMap<IncomingMessage, InFlight>();
   const forwardAuth = upstream.config.forwardAuthorization === true;
 
   /**
@@ -123,7 +131,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   }
 
   const onProxyReq = (proxyReq: ClientRequest, req: IncomingMessage) => {
-    const state = inflight.get(req);
+    const state = stateOf(req);
     if (!state) return;
     state.proxyReq = proxyReq;
     proxyReq.setTimeout(upstream.timeoutMs, () => {
@@ -134,7 +142,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   };
 
   const onProxyRes = (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
-    const state = inflight.get(req);
+    const state = stateOf(req);
     if (!state) return;
     const { ex } = state;
     if (proxyRes.statusCode === 401 && state.retryableCredentials?.rejected()) {
@@ -213,7 +221,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
   };
 
   const onError = (err: NodeJS.ErrnoException, req: IncomingMessage) => {
-    const state = inflight.get(req);
+    const state = stateOf(req);
     if (!state) return;
     const kind = state.timedOut ? 'timeout' : failureKind(err);
     state.ex.upstream.error = kind;
@@ -294,7 +302,7 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     const req = outgoing(ex, credentials);
     // The upstream sees this attempt's span as its parent (outgoing() set the request span's).
     if (span) req.headers.traceparent = span.traceparent;
-    inflight.set(req, state);
+    (req as Tracked)[IN_FLIGHT] = state;
     middleware(req as never, ex.res as never, (err?: unknown) => state.reject(err ? new BadGateway({ cause: err }) : new BadGateway()));
     return { state, answer$ };
   }

@@ -85,8 +85,6 @@ export const patientCompartmentPolicy = definePolicy({
       config.foreignRead === 'not-found' ? new ResourceNotFound({ reason }) : new Forbidden({ reason, detail: 'The resource belongs to another patient' });
     const interaction = fhir.interaction;
     const checkExisting = WRITES_TO_EXISTING.has(interaction) ? existingResourceCheck(ctx, filter, refuse) : undefined;
-    /** Marks exchanges confined to a patient, for the response phase (per-policy private state). */
-    const confinedTo = new WeakMap<Exchange, string>();
 
     const handler: PolicyHandler = {
       needsResponseBody: true,
@@ -94,7 +92,8 @@ export const patientCompartmentPolicy = definePolicy({
       async onRequest(ex) {
         const patient = boundPatient(ex);
         if (patient === undefined) return;
-        confinedTo.set(ex, patient);
+        // Which patient this exchange is confined to, for the response phase (per-policy private state).
+        ex.locals.set(handler, patient);
         checkPathParams(ex, rules, patient);
         keepResponsesInspectable(ex);
         if (interaction === 'search' && confineSearch(ex, rules, patient)) {
@@ -105,7 +104,7 @@ export const patientCompartmentPolicy = definePolicy({
         if (checkExisting) await checkExisting(ex, patient);
       },
       onResponse(ex, response) {
-        const patient = confinedTo.get(ex);
+        const patient = ex.locals.get(handler) as string | undefined;
         if (patient === undefined || response.status < 200 || response.status > 299) return;
         const out = filterAnswerForPatient(response, patient, filter);
         if (out.foreign) throw refuse('other-patient-resource');

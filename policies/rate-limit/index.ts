@@ -84,6 +84,13 @@ function appendViaNode(this: ServerResponse, name: string, value: string | strin
   return this.appendHeader(name, value);
 }
 
+/**
+ * The request's counting key, on the request itself: express-rate-limit hands its keyGenerator only the
+ * request. (Not a WeakMap keyed by request: see gateway/upstream/proxy.ts on what those cost the GC.)
+ */
+const RATE_KEY = Symbol('hcgw.rateLimitKey');
+type Keyed = IncomingMessage & { [RATE_KEY]?: string };
+
 /** Runs one express-rate-limit middleware as a step: resolves when it admits, rejects with what it passed to next. */
 function run(limiter: RateLimitRequestHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const r = res as ServerResponse & { append?: unknown };
@@ -145,9 +152,9 @@ export const rateLimitPolicy = definePolicy({
     const specs = specsOf(config, config.algorithm, '');
     const route = ctx.route.id;
     const logger = limiterLogger(ctx.logger);
-    // express-rate-limit hands its callbacks only (req, res): each request's key travels here, computed once.
+    // express-rate-limit hands its callbacks only (req, res): each request's key travels on the request (RATE_KEY), computed once.
     const keyOf = compileKey(Array.isArray(config.key) ? config.key : [config.key], route);
-    const keys = new WeakMap<IncomingMessage, string>();
+
 
     const limiter = (spec: LimitSpec): RateLimitRequestHandler => {
       const name = `${spec.limit}-per-${spec.window}`;
@@ -158,7 +165,7 @@ export const rateLimitPolicy = definePolicy({
         standardHeaders: 'draft-8',
         legacyHeaders: false,
         store: createCounters(ctx.store, spec),
-        keyGenerator: (req) => keys.get(req) as string,
+        keyGenerator: (req) => (req as Keyed)[RATE_KEY] as string,
         handler: (_req, res) => {
           ctx.metrics.rateLimited.inc({ route, limit: name });
           throw new TooManyRequests({ reason: 'rate-limited', detail: 'Request rate limit exceeded; retry after the time given in Retry-After', headers: collectHeaders(res) });
@@ -199,14 +206,14 @@ export const rateLimitPolicy = definePolicy({
       async onRequest(ex) {
         const clientId = ex.principal?.clientId;
         const limiters = (clientId !== undefined && overrides.get(clientId)) || defaults;
-        keys.set(ex.req, keyOf(ex));
+        (ex.req as Keyed)[RATE_KEY] = keyOf(ex);
         try {
           for (const l of limiters) await run(l, ex.req, ex.res);
         } catch (err) {
           if (err instanceof GatewayError) throw err;
           onStoreFailure(ex, err);
         } finally {
-          keys.delete(ex.req);
+          (ex.req as Keyed)[RATE_KEY] = undefined;
         }
       },
     };
