@@ -13,7 +13,7 @@
  * Options (env): BENCH_SECONDS=seconds per row (default 8; BENCH_DURATION is the older name),
  * BENCH_ROWS=comma list of row groups (direct, reference, fast-gateway, bare, jwt-rate-limit, full-redis,
  * fixed, soak, full-memory, full-otel, full-workers, events; default all but soak), BENCH_CONNECTIONS (50),
- * BENCH_SOAK=1 for the 3 × 60 s memory soak, BENCH_CPU_PROF=1 to write a V8 CPU profile of each gateway
+ * BENCH_SOAK=1 for the 3 × 60 s memory soaks (bare proxy, full chain), BENCH_CPU_PROF=1 to write a V8 CPU profile of each gateway
  * process into bench/profiles/, BENCH_REDIS_URL (redis://127.0.0.1:6379). Results: bench/results.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -86,15 +86,16 @@ async function fixedRateRows(c: Ctx, gw: Proc): Promise<void> {
   }
 }
 
-async function soakRows(c: Ctx, gw: Proc): Promise<void> {
+/** 3 × 60 s of load on the Bundle (the larger body), RSS read after each run: whether memory settles. */
+async function soakRows(c: Ctx, gw: Proc, label: string, headers: Record<string, string>): Promise<void> {
   const rss: number[] = [];
   for (let i = 0; i < 3; i++) {
-    await autocannon({ url: `http://127.0.0.1:${gw.port}${c.paths.bundle}`, headers: c.auth, connections: CONNECTIONS, duration: 60 });
+    await autocannon({ url: `http://127.0.0.1:${gw.port}${c.paths.bundle}`, headers, connections: CONNECTIONS, duration: 60 });
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'));
     rss.push(m ? Math.round(Number(m[1]) / 1024) : -1);
-    process.stderr.write(`  soak run ${i + 1}: RSS ${rss[i]} MB\n`);
+    process.stderr.write(`  soak ${label} run ${i + 1}: RSS ${rss[i]} MB\n`);
   }
-  c.rows.push({ name: `soak 3×60s full chain (bundle): RSS after each run ${rss.join(' / ')} MB`, path: c.paths.bundle, reqPerSec: 0, p50: 0, p99: 0, non2xx: 0, errors: 0, peakRssMb: peakRssMb(gw.child.pid!) });
+  c.rows.push({ name: `soak 3×60s ${label} (bundle): RSS after each run ${rss.join(' / ')} MB`, path: c.paths.bundle, reqPerSec: 0, p50: 0, p99: 0, non2xx: 0, errors: 0, peakRssMb: peakRssMb(gw.child.pid!) });
 }
 
 /**
@@ -107,21 +108,23 @@ const GROUPS: Array<[string, (c: Ctx) => Promise<void>]> = [
   }],
   ['reference', (c) => baselineRows(c, 'reference express+hpm', 'bench/reference.mjs')],
   ['fast-gateway', (c) => baselineRows(c, 'fast-gateway 3.4 (restana)', 'bench/fast-gateway.mjs')],
-  ['bare', (c) => gatewayRows(c, 'gateway bare proxy', bareYaml(c.up), 'bare', {})],
+  ['bare', (c) => gatewayRows(c, 'gateway bare proxy', bareYaml(c.up), 'bare', {}, 1, async (gw) => {
+    if (selected('soak')) await soakRows(c, gw, 'bare proxy', {});
+  })],
   ['jwt-rate-limit', (c) => gatewayRows(c, 'jwt (static RS256) + rate-limit (memory)', jwtRateLimitYaml(c.up, c.jwk), 'jwt-rl', c.auth)],
   ['full-redis', (c) => gatewayRows(c, 'full chain, redis', fullChain(c, 'redis', 'redis'), 'full-redis', c.auth, 1, async (gw) => {
     if (selected('fixed')) await fixedRateRows(c, gw);
-    if (selected('soak')) await soakRows(c, gw);
+    if (selected('soak')) await soakRows(c, gw, 'full chain', c.auth);
   })],
   ['full-memory', (c) => gatewayRows(c, 'full chain, memory', fullChain(c, 'memory', 'memory'), 'full-memory', c.auth)],
   ['full-otel', (c) => gatewayRows(c, 'full chain, memory, telemetry on (OTLP)', fullChain(c, 'memory', 'otel', c.otlpUrl), 'full-otel', c.auth)],
   ['full-workers', (c) => gatewayRows(c, `full chain, redis, ${availableParallelism()} workers`, fullChain(c, 'redis', 'workers'), 'full-workers', c.auth, availableParallelism())],
 ];
 const ROW_NAMES = process.env.BENCH_ROWS?.split(',').map((s) => s.trim()).filter(Boolean);
-/** fixed and soak run inside full-redis (they reuse its gateway): selecting them selects it. */
+/** fixed runs inside full-redis, soak inside bare and full-redis (they reuse their gateways): selecting them selects those. */
 function selected(name: string): boolean {
   if (!ROW_NAMES) return name !== 'soak' || Boolean(process.env.BENCH_SOAK);
-  return ROW_NAMES.includes(name) || (name === 'full-redis' && (ROW_NAMES.includes('fixed') || ROW_NAMES.includes('soak')));
+  return ROW_NAMES.includes(name) || (name === 'full-redis' && (ROW_NAMES.includes('fixed') || ROW_NAMES.includes('soak'))) || (name === 'bare' && ROW_NAMES.includes('soak'));
 }
 
 async function main(): Promise<void> {

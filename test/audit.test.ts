@@ -187,7 +187,10 @@ describe('audit policy: one record per request, no PHI', () => {
     const logs = env.gw.lines.join('\n');
     assert.ok(env.gw.lines.length > 0, 'the gateway logged something');
     for (const [name, text] of [['audit log', audit], ['winston log', logs]] as const) {
-      assert.ok(!/zyx/i.test(text), `${name} holds a synthetic patient name`);
+      // The seed's names end in "-Zyx" (gateway/sandbox/data.ts). Matched with its case and hyphen: the
+      // records hold base64url pseudonyms under a random key, and a loose /zyx/i matched one of those now
+      // and then (a false alarm, ~1 run in 100).
+      assert.ok(!/-Zyx|Zyx Mutual/.test(text), `${name} holds a synthetic patient name`);
       for (const t of tokens) {
         assert.ok(!text.includes(t), `${name} holds a token`);
         assert.ok(!text.includes(t.split('.')[2]), `${name} holds a token signature`);
