@@ -364,3 +364,34 @@ routes:
     }
   });
 });
+
+describe('idempotency: only a store outage takes the fail mode', () => {
+  async function idempotencyFailingWith(err: Error) {
+    const { idempotencyPolicy } = await import('../policies/idempotency/index.ts');
+    const { createMetrics } = await import('../gateway/ops/metrics.ts');
+    const { captureLogger } = await import('./helpers.ts');
+    const fail = async () => {
+      throw err;
+    };
+    const store = { kind: 'memory', get: fail, set: fail, del: fail, incr: fail, slidingHit: fail, ping: async () => true, close: async () => undefined };
+    const config = { ttl: '24h', lockTtl: '30s', required: false, failMode: 'open', replayHeaders: [], maxStoredBytes: 65536 };
+    const handler = idempotencyPolicy.create(config as never, { logger: captureLogger().logger, metrics: createMetrics(), store, route: { id: 'r', methods: ['POST'] }, now: Date.now } as never);
+    const ex = { method: 'POST', req: { headers: { 'idempotency-key': 'k-1' } }, principal: { clientId: 'c1', subject: 's', issuer: 'i' }, body: Buffer.from('{}'), decisions: [] as unknown[], route: { id: 'r' }, params: {}, query: new URLSearchParams(), locals: new Map(), upstreamPath: '/x' };
+    return { run: () => (handler as { onRequest(ex: unknown): Promise<void> }).onRequest(ex), ex };
+  }
+
+  test('an unreachable store under failMode: open lets the request through, saying so', async () => {
+    const { StoreUnavailable } = await import('../gateway/store/index.ts');
+    const { run, ex } = await idempotencyFailingWith(new StoreUnavailable());
+    await run();
+    assert.deepEqual(ex.decisions.at(-1), { policy: 'idempotency', outcome: 'allow', reason: 'store-unavailable-fail-open' });
+  });
+
+  test('any other fault is an error (500), never a pass without the duplicate check', async () => {
+    for (const err of [new TypeError('x is not a function'), new RangeError('bad')]) {
+      const { run, ex } = await idempotencyFailingWith(err);
+      await assert.rejects(run(), (e) => e === err);
+      assert.equal(ex.decisions.length, 0);
+    }
+  });
+});

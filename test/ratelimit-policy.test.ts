@@ -1,6 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { configIssues, createTestIssuer, problem, startGateway, startUpstream, writeConfig, type TestGateway, type TestIssuer, type TestUpstream } from './helpers.ts';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import { StoreUnavailable } from '../gateway/store/index.ts';
+import { captureLogger, configIssues, createTestIssuer, problem, startGateway, startUpstream, writeConfig, type TestGateway, type TestIssuer, type TestUpstream } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -216,6 +219,45 @@ routes:${route('flood', '{ key: subject, limit: 1, window: 1m }')}
     } finally {
       await gw.close();
       await up.close();
+    }
+  });
+});
+
+describe('rate-limit: only a store failure takes the fail mode', () => {
+  /** A store whose counting fails with `err`; the policy is built as the compiler builds it. */
+  async function limiterFailingWith(err: Error, failMode: 'open' | 'closed') {
+    const { rateLimitPolicy } = await import('../policies/rate-limit/index.ts');
+    const { createMetrics } = await import('../gateway/ops/metrics.ts');
+    const fail = async () => {
+      throw err;
+    };
+    const store = { kind: 'memory', get: fail, set: fail, del: fail, incr: fail, slidingHit: fail, ping: async () => true, close: async () => undefined };
+    const handler = rateLimitPolicy.create({ key: 'client', limit: 5, window: '1m', algorithm: 'fixed', overrides: {}, failMode } as never, {
+      logger: captureLogger().logger,
+      metrics: createMetrics(),
+      store,
+      route: { id: 'r' },
+      now: Date.now,
+    } as never);
+    const req = new IncomingMessage(new Socket());
+    req.headers = {};
+    const ex = { req, res: new ServerResponse(req), principal: { clientId: 'c1' }, decisions: [], route: { id: 'r' }, ip: '127.0.0.1', params: {}, locals: new Map() };
+    return { run: () => (handler as { onRequest(ex: unknown): Promise<void> }).onRequest(ex), ex };
+  }
+
+  test('store unavailable: open admits (with a decision saying so), closed refuses with 503', async () => {
+    const open = await limiterFailingWith(new StoreUnavailable(), 'open');
+    await open.run();
+    assert.deepEqual(open.ex.decisions.at(-1), { policy: 'rate-limit', outcome: 'allow', reason: 'store-unavailable' });
+    const closed = await limiterFailingWith(new StoreUnavailable(), 'closed');
+    await assert.rejects(closed.run(), (e: { status?: number }) => e.status === 503);
+  });
+
+  test('any other fault is never admitted, not even under failMode: open', async () => {
+    for (const err of [new TypeError("Cannot read properties of undefined (reading 'append')"), new RangeError('bad'), new Error('Expected result to be array of values')]) {
+      const { run, ex } = await limiterFailingWith(err, 'open');
+      await assert.rejects(run(), (e) => e === err, `${err.name} must propagate (a 500), not be taken for a store outage`);
+      assert.equal(ex.decisions.length, 0);
     }
   });
 });

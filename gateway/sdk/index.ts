@@ -28,7 +28,7 @@ export type {
   UpstreamCall,
   UpstreamClient,
 } from './types.ts';
-export { isRedisStore, type Store } from './services.ts';
+export { isRedisStore, isStoreFailure, type Store } from './services.ts';
 export { StoreUnavailable } from './services.ts';
 export { principalFrom, type IdentityRegistry, type TrustedIssuer } from './services.ts';
 export { IntrospectionUnavailable, type IntrospectionDeps } from './services.ts';

@@ -3,7 +3,7 @@
  * with them. This is the one place where the SDK reaches into the core: what is not exported here is not
  * part of the contract.
  */
-export { isRedisStore } from '../store/index.ts';
+export { isRedisStore, isStoreFailure } from '../store/index.ts';
 export { StoreUnavailable, type Store } from '../store/types.ts';
 export { principalFrom, type IdentityRegistry, type TrustedIssuer } from '../identity/registry.ts';
 export { IntrospectionUnavailable, type IntrospectionDeps } from '../identity/introspection.ts';

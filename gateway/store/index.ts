@@ -7,6 +7,7 @@ import type { Store } from './types.ts';
 export type { Store } from './types.ts';
 export type { RedisStore } from './redis.ts';
 export { StoreUnavailable } from './types.ts';
+export { isStoreFailure } from './redis.ts';
 
 /** For users that speak Redis themselves (rate-limit-redis) over the store's one client. */
 export function isRedisStore(store: Store): store is RedisStore {

@@ -63,6 +63,12 @@ local reset = window
 if oldest[2] then reset = math.ceil(tonumber(oldest[2]) + window - now) end
 return {count + 1, reset}`);
 
+/**
+ * A failure of the shared store itself: unreachable, timed out, or Redis refusing a command (OOM, READONLY…).
+ * Anything else thrown around a store call is a fault in the caller's code, which a fail mode must not hide.
+ */
+export const isStoreFailure = (err: unknown): boolean => err instanceof StoreUnavailable || err instanceof ErrorReply;
+
 const isNoScript = (err: unknown) => err instanceof ErrorReply && err.message.startsWith('NOSCRIPT');
 
 /**

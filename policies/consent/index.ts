@@ -5,7 +5,7 @@ import { patientIdFrom, patientsReferenced } from '../../gateway/lib/fhir-refere
 import { PATIENT_DATA_TYPES } from '../../gateway/lib/fhir-types.ts';
 import { purposeOf } from '../../gateway/lib/purpose-of-use.ts';
 import { evaluateAll, factsOf, type AccessContext, type Consent, type Decision } from './evaluate.ts';
-import { ConsentIncomplete, fileConsentSource, upstreamConsentSource, type ConsentSource } from './source.ts';
+import { ConsentIncomplete, ConsentLookupFailed, fileConsentSource, upstreamConsentSource, type ConsentSource } from './source.ts';
 
 export interface ConsentConfig {
   source: { upstream?: string; path: string; file?: string };
@@ -123,6 +123,9 @@ export const consentPolicy = definePolicy({
           } catch (err) {
             // More pages than the gateway reads is not an outage that failMode: open may paper over.
             if (err instanceof ConsentIncomplete) throw new BadGateway({ reason: 'consent-incomplete', detail: 'Patient consent cannot be read in full' });
+            // Only a failed look-up (source unreachable, bad answer) takes the fail mode: a fault in the
+            // gateway's own code must not be papered over as an outage and release data under failMode: open.
+            if (!(err instanceof ConsentLookupFailed)) throw err;
             known.set(id, { failed: true });
             failures.inc({ route: ex.route.id, mode: config.failMode });
             log.warn('consent look-up failed', { route: ex.route.id, requestId: ex.id, failMode: config.failMode, error: (err as Error).message });

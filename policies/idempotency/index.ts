@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PolicyConfigError, BadRequest, Conflict, GatewayError, ServiceUnavailable, Unprocessable, definePolicy, type Exchange, type Policy, type PolicyHandler, type ResponseBody } from '../../gateway/sdk/index.ts';
+import { PolicyConfigError, BadRequest, Conflict, GatewayError, ServiceUnavailable, Unprocessable, definePolicy, isStoreFailure, type Exchange, type Policy, type PolicyHandler, type ResponseBody } from '../../gateway/sdk/index.ts';
 import { DURATION_PATTERN, parseDuration } from '../../gateway/lib/duration.ts';
 import { decodeRecord, type DoneRecord, type StoredRecord } from './record.ts';
 
@@ -144,6 +144,8 @@ export const idempotencyPolicy = definePolicy({
             }
             record = decodeRecord(await store.get(key));
           } catch (err) {
+            // Only an outage of the store takes the fail mode; a fault elsewhere must not run the request unguarded.
+            if (!isStoreFailure(err)) throw err;
             return storeFailed(err, ex);
           }
           if (record === undefined) continue;

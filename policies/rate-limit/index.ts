@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import type { Logger } from 'winston';
-import { PolicyConfigError, GatewayError, ServiceUnavailable, TooManyRequests, definePolicy, type Exchange, type Policy, type PolicyDecision } from '../../gateway/sdk/index.ts';
+import { PolicyConfigError, GatewayError, ServiceUnavailable, TooManyRequests, definePolicy, isStoreFailure, type Exchange, type Policy, type PolicyDecision } from '../../gateway/sdk/index.ts';
 import { createCounters, type Algorithm, type LimitSpec } from './counters.ts';
 import { DURATION_PATTERN, parseDuration } from '../../gateway/lib/duration.ts';
 import { compileKey, KEY_PARTS, type KeyPart } from './keys.ts';
@@ -210,7 +210,10 @@ export const rateLimitPolicy = definePolicy({
         try {
           for (const l of limiters) await run(l, ex.req, ex.res);
         } catch (err) {
-          if (err instanceof GatewayError) throw err;
+          // Only the store's own failures take the fail mode: anything else (a fault in the limiter or in
+          // this adapter) would otherwise be admitted under failMode: open, silently unlimited. It stays an
+          // error, and the request is refused (500).
+          if (err instanceof GatewayError || !isStoreFailure(err)) throw err;
           onStoreFailure(ex, err);
         } finally {
           (ex.req as Keyed)[RATE_KEY] = undefined;
