@@ -20,7 +20,8 @@ const MAX_BUFFERED_RESPONSE = 16 * 1024 * 1024;
 /**
  * The attempt an outgoing request belongs to, as a property of that request. Not a WeakMap keyed by
  * request: a WeakMap holding an entry for every request in flight made V8's garbage collector trace
- * ephemerons on every scavenge, which cost more CPU (and ~70 MB of RSS) than the proxying itself.
+ * ephemerons on every scavenge; at a fixed 1,500 req/s the bare route's peak RSS was ~205 MB with them,
+ * ~130 MB without.
  */
 const IN_FLIGHT = Symbol('hcgw.inFlight');
 type Tracked = IncomingMessage & { [IN_FLIGHT]?: InFlight };
