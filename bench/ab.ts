@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bareYaml, fullChainYaml, jwtRateLimitYaml } from './configs.ts';
 import { benchToken } from './token.ts';
-import { ROOT, measure, startChild, startGateway, stop } from './harness.ts';
+import { ROOT, buildDist, measure, startChild, startGateway, stop } from './harness.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -31,21 +31,16 @@ const rounds = Math.min(20, Math.max(1, Number(values.rounds)));
 const seconds = Math.min(60, Math.max(1, Number(values.seconds)));
 const TMP = mkdtempSync(join(tmpdir(), 'hcgw-ab-'));
 
-function build(cwd: string): void {
-  const r = spawnSync('npm', ['run', '-s', 'build'], { cwd, stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`build failed in ${cwd}`);
-}
-
 /** REF checked out and built beside this tree, sharing its node_modules. */
 function buildRef(ref: string): string {
   const dir = join(TMP, 'base');
   execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: ROOT, stdio: 'ignore' });
   if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  build(dir);
+  buildDist(dir);
   return join(dir, 'dist');
 }
 
-build(ROOT);
+buildDist();
 const sides: Array<[string, string]> = [['B (working tree)', join(ROOT, 'dist')]];
 if (values['base-ref']) sides.unshift([`A (${values['base-ref']})`, buildRef(values['base-ref'])]);
 const { jwk, jwksFile, auth } = await benchToken(TMP);

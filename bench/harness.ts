@@ -2,7 +2,7 @@
  * What the benchmark scripts share (`npm run bench`, bench/ab.ts): starting and stopping the measured
  * processes, reading their CPU time and peak RSS from /proc, and one measured autocannon run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,12 @@ export interface LoadOptions {
   seconds: number;
   warmupSeconds: number;
   connections: number;
+}
+
+/** `npm run build` in `cwd` (this tree, or another checkout): the measured processes run compiled JavaScript. */
+export function buildDist(cwd = ROOT): void {
+  const r = spawnSync('npm', ['run', '-s', 'build'], { cwd, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`npm run build failed in ${cwd}`);
 }
 
 export interface Proc {

@@ -16,7 +16,6 @@
  * BENCH_SOAK=1 for the 3 × 60 s memory soaks (bare proxy, full chain), BENCH_CPU_PROF=1 to write a V8 CPU profile of each gateway
  * process into bench/profiles/, BENCH_REDIS_URL (redis://127.0.0.1:6379). Results: bench/results.json.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,7 +25,7 @@ import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { fullChainYaml, bareYaml, jwtRateLimitYaml } from './configs.ts';
 import { benchToken } from './token.ts';
-import { ROOT, measure, peakRssMb, startChild, startGateway, stop, type Proc, type Row } from './harness.ts';
+import { ROOT, buildDist, measure, peakRssMb, startChild, startGateway, stop, type Proc, type Row } from './harness.ts';
 const DURATION = Number(process.env.BENCH_SECONDS ?? process.env.BENCH_DURATION ?? 8);
 const WARMUP = Math.min(2, DURATION);
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? join(dirname(fileURLToPath(import.meta.url)), 'profiles') : undefined;
@@ -129,8 +128,7 @@ function selected(name: string): boolean {
 
 async function main(): Promise<void> {
   // The measured processes run compiled JavaScript (as in production), not the TypeScript loader.
-  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
-  if (build.status !== 0) throw new Error('npm run build failed');
+  buildDist();
   const { jwk, jwksFile, auth } = await benchToken(TMP);
 
   const unknown = ROW_NAMES?.filter((n) => !GROUPS.some(([g]) => g === n) && n !== 'fixed' && n !== 'soak' && n !== 'events');

@@ -8,14 +8,27 @@ import { toAuditEvent, type AuditEvent, type AuditFacts } from './fhir-event.ts'
  * `{"prev", "resource", "hash"}`). It holds no PHI and nothing the caller sent: no bodies, no query
  * strings, no tokens; identifiers that could name a patient are keyed HMAC-SHA256 pseudonyms.
  */
-type AuditRecord = AuditFacts;
-
 /** What the trail seals into one line: the AuditEvent in `resource`, next to the chain's `prev` and `hash`. */
-export interface AuditLine {
+export interface TrailRecord {
   resource: AuditEvent;
 }
 
-const ACTION_OF_INTERACTION: Record<FhirInteraction, AuditRecord['action']> = {
+/**
+ * The keyed HMAC-SHA256 pseudonym (base64url) of identifiers in audit records, HTTP and legacy alike. The
+ * same few callers, addresses and patients come back record after record: each value's pseudonym is
+ * computed once while it stays in use (bounded), not several HMACs per record.
+ */
+export function auditPseudonymizer(hashKey: string): (value: string) => string {
+  const key = Buffer.from(hashKey, 'utf8');
+  const pseudonyms = new LRUCache<string, string>({ max: 10_000 });
+  return (v) => {
+    let h = pseudonyms.get(v);
+    if (h === undefined) pseudonyms.set(v, (h = createHmac('sha256', key).update(v).digest('base64url')));
+    return h;
+  };
+}
+
+const ACTION_OF_INTERACTION: Record<FhirInteraction, AuditFacts['action']> = {
   create: 'C',
   read: 'R',
   vread: 'R',
@@ -26,13 +39,13 @@ const ACTION_OF_INTERACTION: Record<FhirInteraction, AuditRecord['action']> = {
   patch: 'U',
   delete: 'D',
 };
-const ACTION_OF_METHOD: Record<string, AuditRecord['action']> = { GET: 'R', HEAD: 'R', POST: 'C', PUT: 'U', PATCH: 'U', DELETE: 'D' };
+const ACTION_OF_METHOD: Record<string, AuditFacts['action']> = { GET: 'R', HEAD: 'R', POST: 'C', PUT: 'U', PATCH: 'U', DELETE: 'D' };
 
-export function actionOf(method: string, interaction?: FhirInteraction): AuditRecord['action'] {
+export function actionOf(method: string, interaction?: FhirInteraction): AuditFacts['action'] {
   return interaction ? ACTION_OF_INTERACTION[interaction] : (ACTION_OF_METHOD[method] ?? 'E');
 }
 
-export function outcomeCode(status: number, completed: boolean): AuditRecord['outcome']['code'] {
+export function outcomeCode(status: number, completed: boolean): AuditFacts['outcome']['code'] {
   if (!completed) return '12';
   if (status >= 500) return '8';
   if (status >= 400) return '4';
@@ -70,26 +83,18 @@ export interface RecordOptions {
   hashSubject: 'patient-context' | 'always';
 }
 
-export type RecordBuilder = (ex: Exchange, now?: Date) => AuditLine;
+export type RecordBuilder = (ex: Exchange, now?: Date) => TrailRecord;
 
 /** Everything that can be prepared once per route (the HMAC key, the static parts of the record). */
 export function createRecordBuilder(opts: RecordOptions): RecordBuilder {
-  const key = Buffer.from(opts.hashKey, 'utf8');
-  // The same few callers, addresses and patients come back request after request: a pseudonym is
-  // computed once per value while it stays in use (bounded), not four HMACs per record.
-  const pseudonyms = new LRUCache<string, string>({ max: 10_000 });
-  const hmac = (v: string) => {
-    let h = pseudonyms.get(v);
-    if (h === undefined) pseudonyms.set(v, (h = createHmac('sha256', key).update(v).digest('base64url')));
-    return h;
-  };
+  const hmac = auditPseudonymizer(opts.hashKey);
   const source = Object.freeze({ observer: opts.source, type: 'gateway' as const });
 
   return function buildAuditRecord(ex, now = new Date()) {
     return { resource: toAuditEvent(factsOfExchange(ex, now)) };
   };
 
-  function factsOfExchange(ex: Exchange, now: Date): AuditRecord {
+  function factsOfExchange(ex: Exchange, now: Date): AuditFacts {
     const status = ex.status ?? ex.res.statusCode;
     const p = ex.principal;
     const patientContext = Boolean(p?.patient) || /^(Patient|RelatedPerson)\//.test(p?.fhirUser ?? '');

@@ -215,10 +215,9 @@ export class Gateway {
     // Anything express might route itself (an absolute-form target too) goes to express: its stack ends in
     // the same dispatch, so sending it a request it does not own changes nothing but the cost.
     if (url[0] !== '/' || this.expressPaths.has(path.endsWith('/') && path.length > 1 ? path.slice(0, -1) : path)) return void this.app(req, res);
-    const ereq = addRequestFacts(req, this.app.get('trust proxy fn') as TrustProxyFn);
-    const eres = res;
+    const routed = addRequestFacts(req, this.app.get('trust proxy fn') as TrustProxyFn);
     try {
-      if (this.prelude(ereq, eres)) void this.dispatch(ereq, eres);
+      if (this.prelude(routed, res)) void this.dispatch(routed, res);
     } catch (err) {
       // express's final handler would have answered a throwing middleware with a 500: so do we, as a problem.
       this.logger.error('internal error', { error: err });

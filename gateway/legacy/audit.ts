@@ -1,8 +1,8 @@
-import { createHmac } from 'node:crypto';
 import type { AuditConfig } from '../audit/schema.ts';
 import type { AuditRegistry } from '../audit/registry.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import { toAuditEvent, type AuditFacts } from '../audit/fhir-event.ts';
+import { auditPseudonymizer } from '../audit/record.ts';
 
 /**
  * Audit records of the legacy adapters (one per HL7 message, per X12 call, per prior-auth decision), on
@@ -30,10 +30,9 @@ export interface LegacyAuditor {
 export function createLegacyAuditor(registry: AuditRegistry, section: AuditConfig, configDir: string): LegacyAuditor {
   const lease = registry.acquire(section, configDir);
   const trail: AuditTrail = lease.trail;
-  const key = Buffer.from(section.hashKey, 'utf8');
   const source = Object.freeze({ observer: trail.source, type: 'gateway' as const });
   return {
-    hash: (v) => createHmac('sha256', key).update(v).digest('base64url'),
+    hash: auditPseudonymizer(section.hashKey),
     write(record, now = new Date()) {
       trail.append({ resource: toAuditEvent({ recorded: now.toISOString(), source, ...record }) });
     },

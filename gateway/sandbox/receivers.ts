@@ -46,6 +46,7 @@ export async function startReceivers(opts: ListenOpts & { token: () => Promise<s
   const webhooks = Object.fromEntries(Object.entries(SANDBOX_WEBHOOK_SECRET_FILES).map(([box, f]) => [box, new Webhook(readFileSync(f, 'utf8').trim())]));
   const chargeCapture: ChargeCapture = { token: opts.token };
 
+  const receivedIn = (box?: string | null) => received.filter((r) => !box || r.box === box);
   const seen = (box: string, id: string) => received.some((x) => x.box === box && x.id === id);
   const keep = (box: string, id: string, body: unknown, duplicate = seen(box, id)): void => {
     received.push({ box, id, type: (body as { type?: string })?.type, receivedAt: new Date().toISOString(), duplicate, body });
@@ -91,8 +92,7 @@ export async function startReceivers(opts: ListenOpts & { token: () => Promise<s
     reset: () => { received = []; },
     routes: [
       ['GET', '/received', (ctx) => {
-        const box = ctx.query.get('box');
-        const rows = received.filter((r) => !box || r.box === box);
+        const rows = receivedIn(ctx.query.get('box'));
         return reply(200, { data: rows, total: rows.length });
       }],
       ['POST', '/hooks/portal-p1', (ctx) => {
@@ -112,5 +112,5 @@ export async function startReceivers(opts: ListenOpts & { token: () => Promise<s
       }],
     ],
   }, opts);
-  return Object.assign(server, { received: (box?: string) => received.filter((r) => !box || r.box === box), chargeCapture });
+  return Object.assign(server, { received: (box?: string) => receivedIn(box), chargeCapture });
 }

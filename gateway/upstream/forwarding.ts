@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Exchange } from '../sdk/types.ts';
+import type { RequestFacts } from '../http/request-facts.ts';
 
 /**
  * Who the request came from, as the gateway tells its upstreams. Client-sent forwarding headers are never
@@ -12,13 +13,11 @@ import type { Exchange } from '../sdk/types.ts';
 /** Headers by which a client (or an untrusted hop) claims an address, scheme or host. */
 const CLIENT_FORWARDING = /^(x-forwarded-.*|forwarded|x-real-ip|x-client-ip|true-client-ip|cf-connecting-ip|x-cluster-client-ip|x-original-forwarded-for|x-original-host|x-original-url|x-rewrite-url|x-forwarded)$/;
 
-/** Express's request getters, read under the app's `trust proxy` setting. */
-interface TrustedView {
-  ips?: string[];
-  protocol?: string;
-  host?: string;
-  socket: { remoteAddress?: string };
-}
+/**
+ * The request's client address chain, protocol and host under `server.trustProxy` (gateway/http/request-facts.ts
+ * on routed requests, express's getters on the ones express answers); absent on the gateway's own exchanges.
+ */
+type TrustedView = Partial<Pick<RequestFacts, 'ips' | 'protocol' | 'host'>> & { socket: { remoteAddress?: string } };
 
 /** The exchange's forwarding headers, computed once, kept on the exchange (no per-request WeakMap: see proxy.ts). */
 const FORWARDING = Symbol('hcgw.forwarding');

@@ -155,7 +155,6 @@ export const rateLimitPolicy = definePolicy({
     // express-rate-limit hands its callbacks only (req, res): each request's key travels on the request (RATE_KEY), computed once.
     const keyOf = compileKey(Array.isArray(config.key) ? config.key : [config.key], route);
 
-
     const limiter = (spec: LimitSpec): RateLimitRequestHandler => {
       const name = `${spec.limit}-per-${spec.window}`;
       return rateLimit({

@@ -1,4 +1,4 @@
-import type { Effect } from './change.ts';
+import { bothSides, type Effect } from './change.ts';
 import { compareFacet, opaque, scale, type Facet } from './facets.ts';
 import type { Scope, Surface } from './surface.ts';
 
@@ -15,8 +15,8 @@ const MODES = ['enforce', 'shadow'];
 
 function compareFacets(prev: Record<string, Facet>, next: Record<string, Facet>, scope: string, prefix: string): Change[] {
   const out: Change[] = [];
-  for (const key of new Set([...Object.keys(prev), ...Object.keys(next)])) {
-    const changes = compareFacet(Object.hasOwn(prev, key) ? prev[key] : ABSENT, Object.hasOwn(next, key) ? next[key] : ABSENT);
+  for (const [key, p, n] of bothSides(prev, next)) {
+    const changes = compareFacet(p ?? ABSENT, n ?? ABSENT);
     out.push(...changes.map((c) => ({ effect: c.effect, scope, aspect: prefix + key, text: c.text })));
   }
   return out;
@@ -32,9 +32,7 @@ function comparePolicies(prev: NonNullable<Scope['policies']>, next: NonNullable
   const kept = (from: object, other: object) => Object.keys(from).filter((k) => Object.hasOwn(other, k));
   const [before, after] = [kept(prev, next), kept(next, prev)];
   if (before.join() !== after.join()) out.push({ effect: 'widening', scope, aspect: 'policy order', text: `${before.join(', ')} → ${after.join(', ')} (not classified: counts as widening)` });
-  for (const key of new Set([...Object.keys(prev), ...Object.keys(next)])) {
-    const p = Object.hasOwn(prev, key) ? prev[key] : undefined;
-    const n = Object.hasOwn(next, key) ? next[key] : undefined;
+  for (const [key, p, n] of bothSides(prev, next)) {
     const aspect = `policy ${key}`;
     if (!p) out.push({ effect: 'narrowing', scope, aspect, text: `added${n!.mode === 'shadow' ? ' in shadow mode (evaluated, not enforced)' : ''}` });
     else if (!n) out.push({ effect: 'widening', scope, aspect, text: `removed${p.mode === 'shadow' ? ' (was in shadow mode)' : ''}` });

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Effect, FacetChange } from './change.ts';
+import { bothSides, type Effect, type FacetChange } from './change.ts';
 import { ANY, grantDelta } from './grants.ts';
 import { compareFields } from './fields.ts';
 import { compareRates, type RateLimits } from './rates.ts';
@@ -27,7 +27,6 @@ export type Facet =
   /** Unclassified: any change is widening. Values are never printed (they may hold resolved secrets). */
   | { kind: 'opaque'; value: unknown };
 
-
 export const grants = (values: Iterable<string>): Facet => ({ kind: 'grants', values: [...new Set(values)].sort() });
 export const requires = (values: Iterable<string>): Facet => ({ kind: 'requires', values: [...new Set(values)].sort() });
 export const ceiling = (value: number | null | undefined): Facet => ({ kind: 'ceiling', value: value ?? null });
@@ -44,9 +43,7 @@ function setChanges(prev: readonly string[], next: readonly string[], moreIs: Ef
 
 function conditionChanges(prev: Readonly<Record<string, readonly string[]>>, next: Readonly<Record<string, readonly string[]>>): FacetChange[] {
   const out: FacetChange[] = [];
-  for (const name of new Set([...Object.keys(prev), ...Object.keys(next)])) {
-    const p = Object.hasOwn(prev, name) ? prev[name] : undefined;
-    const n = Object.hasOwn(next, name) ? next[name] : undefined;
+  for (const [name, p, n] of bothSides(prev, next)) {
     if (!p && n) out.push({ effect: 'narrowing', text: `new condition ${name} ∈ {${n.join(', ')}}` });
     else if (p && !n) out.push({ effect: 'widening', text: `condition on ${name} dropped` });
     else if (p && n) out.push(...setChanges(p.map(String), n.map(String), 'widening', [`${name} also accepts`, `${name} no longer accepts`]));

@@ -1,4 +1,4 @@
-import type { FacetChange } from './change.ts';
+import { bothSides, type FacetChange } from './change.ts';
 
 export interface Limit {
   limit: number;
@@ -62,10 +62,7 @@ function compareLimits(prev: readonly Limit[], next: readonly Limit[], who: stri
 /** Every caller class present on either side, each judged on its effective limits (an override, else the route's). */
 export function compareRates(prev: RateLimits, next: RateLimits): FacetChange[] {
   const out = compareLimits(prev.all, next.all, 'every caller');
-  for (const client of new Set([...Object.keys(prev.clients), ...Object.keys(next.clients)].sort())) {
-    const p = Object.hasOwn(prev.clients, client) ? prev.clients[client] : prev.all;
-    const n = Object.hasOwn(next.clients, client) ? next.clients[client] : next.all;
-    out.push(...compareLimits(p, n, `client ${client}`));
-  }
+  const byClient = bothSides(prev.clients, next.clients).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [client, p, n] of byClient) out.push(...compareLimits(p ?? prev.all, n ?? next.all, `client ${client}`));
   return out;
 }
