@@ -15,8 +15,9 @@ import { createRouter, type Router } from '../pipeline/router.ts';
 import { createSharedResources } from '../pipeline/shared.ts';
 import { createAuditRegistry, type AuditRegistry } from '../audit/registry.ts';
 import type { Store } from '../store/index.ts';
-import { createTarget, targetSchemaFor } from '../targets/index.ts';
+import { createTarget, loadTargetLibraries, targetSchemaFor } from '../targets/index.ts';
 import { closeUpstreams, createUpstreams } from '../upstream/upstreams.ts';
+import { loadUpstreamAuthLibraries } from '../upstream/auth/index.ts';
 import { upstreamClient } from '../upstream/client.ts';
 import { createPublicLinks, type PublicLinks } from '../http/public-links.ts';
 import type { CompiledRoute, GatewayConfig, Policy, PolicyContext, PolicyHandler, RouteInfo } from '../sdk/types.ts';
@@ -113,6 +114,9 @@ export async function compileConfig(loaded: LoadedConfig, deps: RuntimeDeps): Pr
   const policies = await loadPolicies({ extra: config.plugins, configDir }).catch((err: Error) => {
     throw new ConfigError(file, [...issues, { path: 'plugins', message: err.message }]);
   });
+  // Libraries only some configs use (node-x12, standardwebhooks, oauth4webapi) are imported for this one
+  // here, so that the synchronous factories below find them loaded.
+  await Promise.all([loadTargetLibraries(routeConfigs), loadUpstreamAuthLibraries(Object.values(config.upstreams).map((u) => u?.auth))]);
   const upstreams = createUpstreams(config.upstreams, configDir, { metrics: deps.metrics, logger: deps.logger }, issues);
   const identity = await createIdentityRegistry(config.identity.issuers);
   const handlers: PolicyHandler[] = [];

@@ -56,7 +56,7 @@ export async function compileEvents(section: EventsConfig | undefined, compileCh
     const info: RouteInfo = { id: `subscription:${sub.id}`, layer: 'event', methods: ['GET'], path: `/events/subscriptions/${sub.id}`, fhir: sub.fhir ? { resourceType: sub.fhir.resourceType, interaction: 'read' } : undefined, targetConfig: { route: sub.id } };
     const built = await compileChain(sub.policies, base, info, [], subscriberEntry(base));
     if (!built) continue;
-    subscriptions.set(sub.id, Object.freeze({ config: sub, route: subscriptionRoute(sub, built.chain, built.names), sender: createSender(sub) }));
+    subscriptions.set(sub.id, Object.freeze({ config: sub, route: subscriptionRoute(sub, built.chain, built.names), sender: await createSender(sub) }));
   }
   return Object.freeze({
     config: section,

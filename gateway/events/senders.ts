@@ -1,5 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Webhook } from 'standardwebhooks';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { SubscriptionConfig } from './config.ts';
 import type { CloudEvent } from './types.ts';
 
@@ -30,7 +29,8 @@ async function post(url: string, body: string, headers: Record<string, string>, 
 }
 
 /** Standard Webhooks: `webhook-id` is the event id (the receiver's idempotency key), signed over id.timestamp.body. */
-function webhookSender(d: { url: string; secret: string }): Sender {
+async function webhookSender(d: { url: string; secret: string }): Promise<Sender> {
+  const { Webhook } = await import('standardwebhooks');
   const signer = new Webhook(d.secret);
   return {
     send(event, _sequence, signal) {
@@ -101,7 +101,8 @@ function fhirRestHookSender(id: string, d: { url: string; topic: string; header?
 }
 
 /** Core NATS publish, confirmed by a flush round trip (the server has it; consumers are its business). */
-function natsSender(d: { subject: string; servers?: string[] }): Sender {
+async function natsSender(d: { subject: string; servers?: string[] }): Promise<Sender> {
+  const { connect } = await import('@nats-io/transport-node');
   let conn: Promise<NatsConnection> | undefined;
   const connection = () => (conn ??= connect({ servers: d.servers ?? ['nats://127.0.0.1:4222'], reconnect: true, maxReconnectAttempts: -1 }).catch((err) => {
     conn = undefined;
@@ -123,7 +124,8 @@ function natsSender(d: { subject: string; servers?: string[] }): Sender {
   };
 }
 
-export function createSender(sub: SubscriptionConfig): Sender {
+/** Each delivery kind imports its client library here, so configs without that kind never load it. */
+export async function createSender(sub: SubscriptionConfig): Promise<Sender> {
   const d = sub.delivery;
   switch (d.kind) {
     case 'webhook':

@@ -6,7 +6,7 @@ import type { EventPublisher } from '../events/types.ts';
 import type { Store } from '../store/types.ts';
 import { createLegacyAuditor } from './audit.ts';
 import { sharedFileEventLog } from './event-log.ts';
-import { startMllpListener, type MllpListener } from './hl7/listener.ts';
+import type { MllpListener } from './hl7/listener.ts';
 import type { LegacyConfig } from './schema.ts';
 
 export class LegacyConfigError extends Error {
@@ -56,6 +56,8 @@ export async function startLegacy(deps: LegacyRuntimeDeps): Promise<LegacyRuntim
   if (!deps.config.audit) throw new LegacyConfigError('legacy.mllp needs a top-level `audit:` section: every message is audited');
   const publisher = legacyPublisher(section, deps.configDir, deps.publisher, deps.logger);
   if (!publisher) throw new LegacyConfigError('legacy.mllp needs the event backbone (`events:`) or the deprecated legacy.eventLog to publish to');
+  // The HL7 parser (node-hl7-client) is imported only when MLLP listeners are configured.
+  const { startMllpListener } = await import('./hl7/listener.ts');
   const auditor = createLegacyAuditor(deps.audit, deps.config.audit, deps.configDir);
   const listeners: MllpListener[] = [];
   const close = async () => {

@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createClient, ErrorReply } from 'redis';
 import type { Logger } from 'winston';
+import { recordErrorReply } from './failure.ts';
 import { StoreUnavailable, type Store } from './types.ts';
+
+// isStoreFailure (failure.ts) knows Redis's error replies from here on: this module loads only for a redis store.
+recordErrorReply(ErrorReply);
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -62,12 +66,6 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = math.ceil(tonumber(oldest[2]) + window - now) end
 return {count + 1, reset}`);
-
-/**
- * A failure of the shared store itself: unreachable, timed out, or Redis refusing a command (OOM, READONLY…).
- * Anything else thrown around a store call is a fault in the caller's code, which a fail mode must not hide.
- */
-export const isStoreFailure = (err: unknown): boolean => err instanceof StoreUnavailable || err instanceof ErrorReply;
 
 const isNoScript = (err: unknown) => err instanceof ErrorReply && err.message.startsWith('NOSCRIPT');
 

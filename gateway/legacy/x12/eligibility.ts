@@ -4,8 +4,13 @@ import type { Exchange } from '../../sdk/types.ts';
 import { callUpstream } from '../../upstream/client.ts';
 import type { AdapterServices, AdapterTarget } from '../services.ts';
 import { fhirJson, readJsonBody } from '../fhir-io.ts';
-import { build270, type ControlNumbers, type EligibilityInquiry } from './x270.ts';
-import { parse271, X12ResponseError, type Parsed271 } from './x271.ts';
+import { lazyModule } from '../../lib/lazy-module.ts';
+import type { ControlNumbers, EligibilityInquiry } from './x270.ts';
+import type { Parsed271 } from './x271.ts';
+
+/** The 270/271 codec (node-x12), imported by loadTargetLibraries only when a route uses this adapter. */
+const codec = lazyModule('the X12 codec', async () => ({ ...(await import('./x270.ts')), ...(await import('./x271.ts')) }));
+export const loadX12Codec = codec.load;
 
 export interface EligibilityTargetConfig {
   adapter: 'x12-eligibility';
@@ -154,6 +159,7 @@ async function controlNumbers(services: AdapterServices): Promise<ControlNumbers
  * round trip has one budget; every call is audited with its control numbers, whatever its outcome.
  */
 export function createEligibilityTarget(cfg: EligibilityTargetConfig, services: AdapterServices): AdapterTarget {
+  const { build270, parse271, X12ResponseError } = codec.get();
   const upstream = services.upstream(cfg.upstream);
   return {
     kind: 'x12-eligibility',

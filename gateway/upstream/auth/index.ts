@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Exchange } from '../../sdk/types.ts';
 import type { Logger } from 'winston';
 import { GatewayError, PolicyConfigError, Unauthorized } from '../../sdk/errors.ts';
-import { createOAuthClient } from './oauth-client.ts';
+import { lazyModule } from '../../lib/lazy-module.ts';
 import { createTokenCache } from './token-cache.ts';
 import type { UpstreamAuthConfig } from './schema.ts';
 
@@ -23,6 +23,14 @@ export interface UpstreamAuth {
   readonly kind: UpstreamAuthConfig['kind'];
   /** Rejects with a 503 (UpstreamCredentialsUnavailable) or 401 (token-exchange without a caller token). */
   credentials(ex?: Exchange): Promise<Credentials>;
+}
+
+/** The OAuth client (oauth4webapi), for the kinds that fetch tokens. */
+const oauthClient = lazyModule('the upstream OAuth client', () => import('./oauth-client.ts'));
+
+/** Imports oauth4webapi when some upstream fetches tokens, before createUpstreamAuth (synchronous) needs it. */
+export async function loadUpstreamAuthLibraries(configs: readonly (UpstreamAuthConfig | undefined)[]): Promise<void> {
+  if (configs.some((c) => c?.kind === 'client-credentials' || c?.kind === 'token-exchange')) await oauthClient.load();
 }
 
 const fixed = (headers: Record<string, string>): Credentials => Object.freeze({ headers: Object.freeze(headers), rejected: () => false });
@@ -64,7 +72,7 @@ function build(config: UpstreamAuthConfig, configDir: string): UpstreamAuth {
       return { kind: config.kind, credentials: async () => creds };
     }
     case 'client-credentials': {
-      const oauth = createOAuthClient(config, configDir);
+      const oauth = oauthClient.get().createOAuthClient(config, configDir);
       const tokens = createTokenCache({ max: 1, refreshSkewSec: config.refreshSkewSec ?? 30, fetch: () => oauth.clientCredentials() });
       return {
         kind: config.kind,
@@ -75,7 +83,7 @@ function build(config: UpstreamAuthConfig, configDir: string): UpstreamAuth {
       };
     }
     case 'token-exchange': {
-      const oauth = createOAuthClient(config, configDir);
+      const oauth = oauthClient.get().createOAuthClient(config, configDir);
       const requested = config.requestedTokenType ?? 'urn:ietf:params:oauth:token-type:access_token';
       // Keyed by a hash of the caller's token: the cache never holds a caller token itself.
       const tokens = createTokenCache({ max: config.cacheMaxEntries ?? 10_000, refreshSkewSec: config.refreshSkewSec ?? 30, fetch: (_key, subject) => oauth.exchange(subject, requested) });
