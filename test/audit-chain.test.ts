@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { GENESIS, canonicalJson, recordHash } from '../gateway/audit/chain.ts';
 import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { auditFilesInOrder } from '../gateway/audit/sinks/file.ts';
+import { linesToBuffer } from '../gateway/audit/sinks/line-bytes.ts';
 import { verifyAuditFiles } from '../gateway/audit/verify.ts';
 import { createMetrics } from '../gateway/ops/metrics.ts';
 import { auditSection, captureLogger, readAuditRecords, tempDir } from './helpers.ts';
@@ -196,9 +197,60 @@ describe('canonical JSON (what every record hash is taken over)', () => {
       arr: fc.array(tie('any'), { maxLength: 5 }),
     })).any;
     fc.assert(fc.property(value, (v) => assert.equal(canonicalJson(v), reference(v))), { numRuns: 2000 });
+    // The same values with their keys already sorted (as records are built): the engine's JSON.stringify
+    // path must write exactly what the definition says, integer-like keys and `__proto__` included.
+    const sortedDeep = (v: unknown): unknown => {
+      if (v === null || typeof v !== 'object') return v;
+      if (Array.isArray(v)) return v.map(sortedDeep);
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) Object.defineProperty(out, k, { value: sortedDeep((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+      return out;
+    };
+    fc.assert(fc.property(value, (v) => assert.equal(canonicalJson(sortedDeep(v)), reference(v))), { numRuns: 2000 });
+  });
+
+  test('what JSON.stringify writes differently from the definition never takes the fast path', () => {
+    class Tagged extends Array {
+      toJSON() {
+        return 'tagged';
+      }
+    }
+    const odd: Array<[unknown, string]> = [
+      [{ a: new Date(0) }, '{"a":{}}'],
+      [{ a: () => 1, b: 2 }, '{"a":null,"b":2}'],
+      [{ a: Symbol('s') }, '{"a":null}'],
+      [{ a: { toJSON: () => 'x' } }, '{"a":{"toJSON":null}}'],
+      [{ a: Tagged.from([1]) }, '{"a":[1]}'],
+      [{ a: Object.create({ inherited: 1 }) }, '{"a":{}}'],
+      [{ 10: 'x', 2: 'y' }, '{"10":"x","2":"y"}'],
+      [[undefined, { b: undefined }], '[null,{}]'],
+      [undefined, 'null'],
+    ];
+    for (const [v, want] of odd) {
+      assert.equal(reference(v), want);
+      assert.equal(canonicalJson(v), want);
+    }
   });
 
   test('key order and spacing of the input do not change it', () => {
     assert.equal(canonicalJson(JSON.parse('{ "b": 1, "a": [ {"d": 2, "c": null} ] }')), '{"a":[{"c":null,"d":2}],"b":1}');
+  });
+});
+
+describe('audit lines to bytes (file and spill sinks)', () => {
+  test('writes exactly what Buffer.from(lines.join("\\n") + "\\n") writes, for any text', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 8 }), (lines) => {
+        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        assert.deepEqual(linesToBuffer(lines, bytes), Buffer.from(`${lines.join('\n')}\n`));
+      }),
+      { numRuns: 500 },
+    );
+    assert.deepEqual(linesToBuffer(['é', '\ud83d', '😀'], 2 + 1 + 3 + 1 + 4 + 1), Buffer.from('é\n\ud83d\n😀\n'));
+  });
+
+  test('a byte count that does not match the lines is refused, never written short', () => {
+    assert.throws(() => linesToBuffer(['abc'], 3), RangeError);
+    assert.throws(() => linesToBuffer(['abc'], 5), RangeError);
   });
 });

@@ -155,38 +155,46 @@ const HASHED_ADDRESS = 'hmac-sha256:';
 
 const REST_INTERACTIONS = new Set(['read', 'vread', 'update', 'patch', 'delete', 'history', 'create', 'search', 'search-type', 'operation', 'capabilities', 'transaction', 'batch']);
 const HTTP_VERBS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH']);
+// Every object written here has its keys in sorted order (code, display, system…): the record is hashed
+// over its canonical JSON (gateway/audit/chain.ts), and an object already in that order is written by the
+// engine's JSON.stringify instead of key by key. The order in memory changes nothing in the sealed line.
 const ROLE: Readonly<Record<'client' | 'user', CodeableConcept>> = {
-  client: { coding: [{ system: SYSTEM.dicom, code: '110153', display: 'Source Role ID' }] },
-  user: { coding: [{ system: SYSTEM.participationType, code: 'IRCP', display: 'information recipient' }] },
+  client: { coding: [{ code: '110153', display: 'Source Role ID', system: SYSTEM.dicom }] },
+  user: { coding: [{ code: 'IRCP', display: 'information recipient', system: SYSTEM.participationType }] },
 };
-const SOURCE_TYPE = Object.freeze([{ system: SYSTEM.sourceType, code: '4', display: 'Application Server' }]);
-const REQUEST_ID_TYPE = { system: SYSTEM.balpEntityType, code: 'XrequestId' } as const;
+const SOURCE_TYPE = Object.freeze([{ code: '4', display: 'Application Server', system: SYSTEM.sourceType }]);
+const REQUEST_ID_TYPE = { code: 'XrequestId', system: SYSTEM.balpEntityType } as const;
+const DOMAIN_RESOURCE_ROLE = { code: '4', display: 'Domain Resource', system: SYSTEM.objectRole } as const;
+const PATIENT_ROLE = { code: '1', display: 'Patient', system: SYSTEM.objectRole } as const;
+const PERSON_TYPE = { code: '1', display: 'Person', system: SYSTEM.entityType } as const;
+const REST_TYPE = { code: 'rest', display: 'RESTful Operation', system: SYSTEM.auditEventType } as const;
 
 // ---- complex extensions from plain objects, and back ----
 type Scalar = string | number | boolean;
 
-function valueOf(v: Scalar): Omit<Extension, 'url'> {
-  if (typeof v === 'boolean') return { valueBoolean: v };
-  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? { valueInteger: v } : { valueDecimal: v };
-  return { valueString: v };
+function scalarExtension(url: string, v: Scalar): Extension {
+  if (typeof v === 'boolean') return { url, valueBoolean: v };
+  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? { url, valueInteger: v } : { url, valueDecimal: v };
+  return { url, valueString: v };
 }
 
 /** Flattens an object into sub-extensions: nested keys dotted (`control.isa13`), arrays repeated. */
-function subExtensions(obj: Record<string, unknown>, prefix = ''): Extension[] {
-  const out: Extension[] = [];
-  for (const [k, v] of Object.entries(obj)) {
-    if (v === undefined || v === null) continue;
+function subExtensions(obj: Record<string, unknown>, prefix = '', out: Extension[] = []): Extension[] {
+  for (const k in obj) {
+    const v = obj[k];
+    if (v === undefined || v === null || !Object.hasOwn(obj, k)) continue;
     const url = `${prefix}${k}`;
-    if (Array.isArray(v)) for (const item of v) out.push({ url, ...valueOf(item as Scalar) });
-    else if (typeof v === 'object') out.push(...subExtensions(v as Record<string, unknown>, `${url}.`));
-    else out.push({ url, ...valueOf(v as Scalar) });
+    if (Array.isArray(v)) for (const item of v) out.push(scalarExtension(url, item as Scalar));
+    else if (typeof v === 'object') subExtensions(v as Record<string, unknown>, `${url}.`, out);
+    else out.push(scalarExtension(url, v as Scalar));
   }
   return out;
 }
 
-function complex(url: string, obj: Record<string, unknown>): Extension[] {
+/** Appends the complex extension `url` holding `obj`'s facts to `to`, unless it has none. */
+function complex(to: Extension[], url: string, obj: Record<string, unknown>): void {
   const extension = subExtensions(obj);
-  return extension.length ? [{ url, extension }] : [];
+  if (extension.length) to.push({ extension, url });
 }
 
 const scalarOf = (e: Extension): Scalar | undefined => e.valueString ?? e.valueCode ?? e.valueInteger ?? e.valueDecimal ?? e.valueBoolean;
@@ -208,13 +216,13 @@ function objectOf(ext: Extension | undefined, arrays: ReadonlySet<string> = new 
   return out;
 }
 
-const pseudonym = (type: string | undefined, value: string): Reference => ({ ...(type ? { type } : {}), identifier: { system: SYSTEM.pseudonym, value } });
+const pseudonym = (type: string | undefined, value: string): Reference => (type ? { identifier: { system: SYSTEM.pseudonym, value }, type } : { identifier: { system: SYSTEM.pseudonym, value } });
 const defined = <T extends Record<string, unknown>>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
 function subtypeCoding(type: string, subtype: string): Coding {
-  if (type === 'rest' && REST_INTERACTIONS.has(subtype)) return { system: SYSTEM.restfulInteraction, code: subtype };
-  if (type === 'rest' && HTTP_VERBS.has(subtype)) return { system: SYSTEM.httpVerb, code: subtype };
-  return { system: SYSTEM.gatewayEventSubtype, code: subtype };
+  if (type === 'rest' && REST_INTERACTIONS.has(subtype)) return { code: subtype, system: SYSTEM.restfulInteraction };
+  if (type === 'rest' && HTTP_VERBS.has(subtype)) return { code: subtype, system: SYSTEM.httpVerb };
+  return { code: subtype, system: SYSTEM.gatewayEventSubtype };
 }
 
 function agentsOf(a: AgentFacts): AuditEventAgent[] {
@@ -222,25 +230,25 @@ function agentsOf(a: AgentFacts): AuditEventAgent[] {
   const user = a.subject !== undefined || a.subjectHash !== undefined;
   if (user) {
     const fhirUserType = /^([A-Z][A-Za-z]+)\//.exec(a.fhirUser ?? '')?.[1];
-    agents.push(
-      defined({
-        type: ROLE.user,
-        who:
-          a.subjectHash !== undefined
-            ? pseudonym(undefined, a.subjectHash)
-            : defined({ reference: a.fhirUser, type: fhirUserType, identifier: defined({ system: a.issuer, value: a.subject }) }),
-        altId: a.fhirUserHash,
-        requestor: true,
-      }),
-    );
+    const agent = {} as AuditEventAgent;
+    if (a.fhirUserHash !== undefined) agent.altId = a.fhirUserHash;
+    agent.requestor = true;
+    agent.type = ROLE.user;
+    agent.who = a.subjectHash !== undefined ? pseudonym(undefined, a.subjectHash) : defined({ identifier: defined({ system: a.issuer, value: a.subject }), reference: a.fhirUser, type: fhirUserType });
+    agents.push(agent);
   }
   const network = a.addressHash !== undefined ? { address: `${HASHED_ADDRESS}${a.addressHash}` } : a.address !== undefined ? { address: a.address, type: '2' as const } : undefined;
   let who: Reference;
-  if (a.application !== undefined || a.facility !== undefined) who = defined({ identifier: defined({ system: SYSTEM.hl7Facility, value: a.facility }), display: a.application });
+  if (a.application !== undefined || a.facility !== undefined) who = defined({ display: a.application, identifier: defined({ system: SYSTEM.hl7Facility, value: a.facility }) });
   else if (a.system === 'gateway') who = { display: 'gateway' };
   else if (a.issuer !== undefined || a.clientId !== undefined) who = { identifier: defined({ system: a.issuer, value: a.clientId }) };
   else who = { display: 'unauthenticated' };
-  agents.push(defined({ type: ROLE.client, who, requestor: !user, network }));
+  const client = {} as AuditEventAgent;
+  if (network) client.network = network;
+  client.requestor = !user;
+  client.type = ROLE.client;
+  client.who = who;
+  agents.push(client);
   return agents;
 }
 
@@ -254,34 +262,35 @@ export function toAuditEvent(f: AuditFacts): AuditEvent {
   const { code, status, error, reason, ...outcomeRest } = f.outcome;
   const { route, layer, resourceType, patientHashes, claimResponseHash, ...message } = f.entity;
   const entity: AuditEventEntity[] = [];
-  if (resourceType) entity.push({ what: { type: resourceType }, type: { system: SYSTEM.resourceTypes, code: resourceType }, role: { system: SYSTEM.objectRole, code: '4', display: 'Domain Resource' } });
-  for (const h of patientHashes ?? []) entity.push({ what: pseudonym('Patient', h), type: { system: SYSTEM.entityType, code: '1', display: 'Person' }, role: { system: SYSTEM.objectRole, code: '1', display: 'Patient' } });
-  if (claimResponseHash) entity.push({ what: pseudonym('ClaimResponse', claimResponseHash), type: { system: SYSTEM.resourceTypes, code: 'ClaimResponse' }, role: { system: SYSTEM.objectRole, code: '4', display: 'Domain Resource' } });
-  if (f.requestId) entity.push({ what: { identifier: { value: f.requestId } }, type: REQUEST_ID_TYPE });
+  if (resourceType) entity.push({ role: DOMAIN_RESOURCE_ROLE, type: { code: resourceType, system: SYSTEM.resourceTypes }, what: { type: resourceType } });
+  for (const h of patientHashes ?? []) entity.push({ role: PATIENT_ROLE, type: PERSON_TYPE, what: pseudonym('Patient', h) });
+  if (claimResponseHash) entity.push({ role: DOMAIN_RESOURCE_ROLE, type: { code: 'ClaimResponse', system: SYSTEM.resourceTypes }, what: pseudonym('ClaimResponse', claimResponseHash) });
+  if (f.requestId) entity.push({ type: REQUEST_ID_TYPE, what: { identifier: { value: f.requestId } } });
   const p = f.policy;
-  const extension = [
-    ...complex(EXT.exchange, { route, layer, latencyMs: f.latencyMs, traceparent: f.traceparent, patientContext: f.agent.patientContext }),
-    ...(p?.decisions ?? []).flatMap((d) => complex(EXT.decision, d)),
-    ...complex(EXT.outcomeDetail, { status, error, reason, deniedBy: p?.deniedBy, ...outcomeRest }),
-    ...(p?.consent ? complex(EXT.consent, { decision: p.consent.decision, consentId: p.consent.consentIds, removed: p.consent.removed }) : []),
-    ...(f.upstream ? complex(EXT.upstream, f.upstream) : []),
-    ...complex(EXT.message, message),
-  ];
-  return defined({
-    resourceType: 'AuditEvent' as const,
-    extension: extension.length ? extension : undefined,
-    type: f.type === 'rest' ? { system: SYSTEM.auditEventType, code: 'rest', display: 'RESTful Operation' } : { system: SYSTEM.gatewayEventType, code: f.type },
-    subtype: [subtypeCoding(f.type, f.subtype)],
-    action: f.action,
-    period: f.period,
-    recorded: f.recorded,
-    outcome: code,
-    outcomeDesc: describe(f.outcome),
-    purposeOfEvent: f.purposeOfUse ? [{ coding: [{ system: SYSTEM.actReason, code: f.purposeOfUse }] }] : undefined,
-    agent: agentsOf(f.agent),
-    source: { observer: { display: f.source.observer }, type: [...SOURCE_TYPE] },
-    entity: entity.length ? entity : undefined,
-  });
+  const extension: Extension[] = [];
+  complex(extension, EXT.exchange, { route, layer, latencyMs: f.latencyMs, traceparent: f.traceparent, patientContext: f.agent.patientContext });
+  for (const d of p?.decisions ?? []) complex(extension, EXT.decision, d);
+  complex(extension, EXT.outcomeDetail, { status, error, reason, deniedBy: p?.deniedBy, ...outcomeRest });
+  if (p?.consent) complex(extension, EXT.consent, { decision: p.consent.decision, consentId: p.consent.consentIds, removed: p.consent.removed });
+  if (f.upstream) complex(extension, EXT.upstream, f.upstream);
+  complex(extension, EXT.message, message);
+  // Keys in sorted order (see ROLE above), absent elements left out.
+  const e = {} as AuditEvent;
+  if (f.action !== undefined) e.action = f.action;
+  e.agent = agentsOf(f.agent);
+  if (entity.length) e.entity = entity;
+  if (extension.length) e.extension = extension;
+  if (code !== undefined) e.outcome = code;
+  const outcomeDesc = describe(f.outcome);
+  if (outcomeDesc !== undefined) e.outcomeDesc = outcomeDesc;
+  if (f.period !== undefined) e.period = f.period;
+  if (f.purposeOfUse) e.purposeOfEvent = [{ coding: [{ code: f.purposeOfUse, system: SYSTEM.actReason }] }];
+  e.recorded = f.recorded;
+  e.resourceType = 'AuditEvent';
+  e.source = { observer: { display: f.source.observer }, type: [...SOURCE_TYPE] };
+  e.subtype = [subtypeCoding(f.type, f.subtype)];
+  e.type = f.type === 'rest' ? REST_TYPE : { code: f.type, system: SYSTEM.gatewayEventType };
+  return e;
 }
 
 // ---- reading back ----

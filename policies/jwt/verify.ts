@@ -107,20 +107,34 @@ async function verifyWith(token: string, header: ProtectedHeaderParameters, issu
   }
 }
 
+interface Decoded {
+  iss: unknown;
+  header: ProtectedHeaderParameters;
+}
+/**
+ * The unverified `iss` and header of tokens that verified once: a client sends the same token until it
+ * expires, and decoding it (two base64url decodes and JSON parses) is a pure function of its text. Only
+ * tokens that verified are kept, so junk tokens cannot churn it; the header is frozen, as it is shared.
+ */
+const decodedTokens = new LRUCache<string, Decoded>({ max: VERIFIED_CACHE_MAX });
+
+function decoded(token: string): Decoded {
+  const known = decodedTokens.get(token);
+  if (known) return known;
+  try {
+    return { iss: decodeJwt(token).iss, header: decodeProtectedHeader(token) };
+  } catch {
+    throw invalidToken('malformed', 'The access token is malformed');
+  }
+}
+
 /**
  * A JWT from one of the route's trusted issuers. The issuer is chosen by the (unverified) `iss`, and
  * everything else — algorithm allow-list, signature, iss, aud, exp, nbf, iat, required claims — is
  * then checked against that issuer's configuration only.
  */
 export async function verifyJwt(token: string, trusted: readonly TrustedIssuer[], now: number): Promise<Verified> {
-  let iss: unknown;
-  let header: ProtectedHeaderParameters;
-  try {
-    iss = decodeJwt(token).iss;
-    header = decodeProtectedHeader(token);
-  } catch {
-    throw invalidToken('malformed', 'The access token is malformed');
-  }
+  const { iss, header } = decoded(token);
   const candidates = trusted.filter((t) => t.getKey && t.config.issuer === iss);
   if (!candidates.length) throw invalidToken('untrusted-issuer', 'The token issuer is not trusted for this route');
   let failure: unknown;
@@ -130,7 +144,9 @@ export async function verifyJwt(token: string, trusted: readonly TrustedIssuer[]
       continue;
     }
     try {
-      return { claims: await verifyWith(token, header, issuer, now), issuer };
+      const claims = await verifyWith(token, header, issuer, now);
+      if (!decodedTokens.has(token)) decodedTokens.set(token, deepFreeze({ iss, header }));
+      return { claims, issuer };
     } catch (err) {
       failure = err;
     }

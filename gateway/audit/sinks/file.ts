@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { GENESIS, hashOfLine, prevOfLine, seal, type ChainMarker } from '../chain.ts';
 import { BufferedSink, SinkError, type BufferOptions, type SinkDeps } from './buffered.ts';
 import { Spill } from './spill.ts';
+import { linesToBuffer } from './line-bytes.ts';
 
 /** A local write attempt is cheap: retry at least this often, so a freed disk is used within a second. */
 const FILE_RETRY_MAX_MS = 1000;
@@ -249,7 +250,7 @@ export class FileSink extends BufferedSink {
       n++;
     }
     const written = boundary ? [boundary, ...lines.slice(0, n)] : lines.slice(0, n);
-    const chunk = Buffer.from(`${written.join('\n')}\n`);
+    const chunk = linesToBuffer(written, bytes);
     try {
       await fh.appendFile(chunk);
     } catch (err) {

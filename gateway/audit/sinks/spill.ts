@@ -2,6 +2,7 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hashOfLine } from '../chain.ts';
 import { SinkError } from './buffered.ts';
+import { linesToBuffer } from './line-bytes.ts';
 
 export interface SpilledLines {
   lines: string[];
@@ -55,7 +56,7 @@ export class Spill {
       n++;
     }
     if (!n) throw new SinkError('spill-full', 'audit spill is full', { why: 'disk full and spill full' });
-    const chunk = Buffer.from(`${lines.slice(0, n).join('\n')}\n`);
+    const chunk = linesToBuffer(lines.slice(0, n), bytes);
     try {
       await fh.appendFile(chunk);
     } catch (err) {
