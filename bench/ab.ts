@@ -5,7 +5,7 @@
  *   --base-ref REF  builds git REF in a throw-away worktree as side A (default: none; only B is measured)
  *   side B is the working tree, built into dist/ here.
  *   --prof DIR      writes a V8 CPU profile of each gateway process into DIR
- * Prints CPU µs/request (user + system of the gateway process, from /proc) and req/s per round, then the
+ * Prints CPU µs/request (user + system of the gateway process, from /proc), req/s and peak RSS per round, then the
  * medians. Loopback only; every round is bounded by --seconds (default 5) and --rounds (default 4).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -54,6 +54,7 @@ const yaml = () =>
       : fullChainYaml({ upstream: up, jwks: `${up}/jwks`, store: row === 'full-redis' ? 'redis' : 'memory', redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', auditFile: join(TMP, `audit-${Date.now()}.log`) });
 const path = kind === 'patient' ? '/fhir/Patient/p1' : '/fhir/Observation?patient=p1';
 const results = new Map<string, number[]>(sides.map(([name]) => [name, []]));
+const peaks = new Map<string, number[]>(sides.map(([name]) => [name, []]));
 try {
   for (let i = 0; i < rounds; i++) {
     for (const [name, dist] of i % 2 ? [...sides].reverse() : sides) {
@@ -62,6 +63,7 @@ try {
         const r = await measure({ seconds, warmupSeconds: 2, connections: 50 }, `${name} round ${i + 1}`, `http://127.0.0.1:${gw.port}${path}`, row === 'bare' ? {} : auth, {}, gw.child.pid);
         if (r.non2xx || r.errors) throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
         results.get(name)!.push(r.cpuUsPerReq ?? NaN);
+        peaks.get(name)!.push(r.peakRssMb ?? NaN);
       } finally {
         await stop(gw);
       }
@@ -72,5 +74,8 @@ try {
   if (values['base-ref']) spawnSync('git', ['worktree', 'remove', '--force', join(TMP, 'base')], { cwd: ROOT });
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-for (const [name, xs] of results) process.stdout.write(`${row} ${kind} ${name}: median ${median(xs)} µs/req (rounds: ${xs.join(', ')})\n`);
+for (const [name, xs] of results) {
+  const rss = peaks.get(name)!;
+  process.stdout.write(`${row} ${kind} ${name}: median ${median(xs)} µs/req (rounds: ${xs.join(', ')}); peak RSS median ${median(rss)} MB (rounds: ${rss.join(', ')})\n`);
+}
 process.exit(0);

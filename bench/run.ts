@@ -85,16 +85,31 @@ async function fixedRateRows(c: Ctx, gw: Proc): Promise<void> {
   }
 }
 
-/** 3 × 60 s of load on the Bundle (the larger body), RSS read after each run: whether memory settles. */
+/** RSS of a process now (VmRSS), MB. */
+function rssNowMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : -1;
+}
+
+/** Idle time after a soak before its steady RSS is read: V8's memory reducer shrinks the heap ~30 s after load stops. */
+const SETTLE_SECONDS = 45;
+
+/**
+ * 3 × 60 s of load on the Bundle (the larger body), RSS read right after each run (under load), then the
+ * steady RSS: read after SETTLE_SECONDS without load, when garbage is collected and the heap has shrunk,
+ * so what remains is what the process keeps (a leak shows here, a load peak does not).
+ */
 async function soakRows(c: Ctx, gw: Proc, label: string, headers: Record<string, string>): Promise<void> {
   const rss: number[] = [];
   for (let i = 0; i < 3; i++) {
     await autocannon({ url: `http://127.0.0.1:${gw.port}${c.paths.bundle}`, headers, connections: CONNECTIONS, duration: 60 });
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'));
-    rss.push(m ? Math.round(Number(m[1]) / 1024) : -1);
+    rss.push(rssNowMb(gw.child.pid!));
     process.stderr.write(`  soak ${label} run ${i + 1}: RSS ${rss[i]} MB\n`);
   }
-  c.rows.push({ name: `soak 3×60s ${label} (bundle): RSS after each run ${rss.join(' / ')} MB`, path: c.paths.bundle, reqPerSec: 0, p50: 0, p99: 0, non2xx: 0, errors: 0, peakRssMb: peakRssMb(gw.child.pid!) });
+  await new Promise((r) => setTimeout(r, SETTLE_SECONDS * 1000));
+  const steady = rssNowMb(gw.child.pid!);
+  process.stderr.write(`  soak ${label}: steady RSS ${steady} MB after ${SETTLE_SECONDS} s idle\n`);
+  c.rows.push({ name: `soak 3×60s ${label} (bundle): RSS after each run ${rss.join(' / ')} MB, steady ${steady} MB (${SETTLE_SECONDS} s idle)`, path: c.paths.bundle, reqPerSec: 0, p50: 0, p99: 0, non2xx: 0, errors: 0, peakRssMb: peakRssMb(gw.child.pid!) });
 }
 
 /**
