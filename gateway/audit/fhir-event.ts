@@ -7,6 +7,8 @@
  * `audit.hashKey`) are identifiers of the system PSEUDONYM: a raw patient id never appears.
  */
 
+import { deepFreeze } from '../lib/freeze.ts';
+
 /** What one audit record states (format 1 wrote exactly this, with `schema: 'hcgw.audit/1'`). */
 export interface AuditFacts {
   /** rest, or a legacy adapter's kind: hl7v2, x12, pas. */
@@ -158,16 +160,17 @@ const HTTP_VERBS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH']);
 // Every object written here has its keys in sorted order (code, display, system…): the record is hashed
 // over its canonical JSON (gateway/audit/chain.ts), and an object already in that order is written by the
 // engine's JSON.stringify instead of key by key. The order in memory changes nothing in the sealed line.
-const ROLE: Readonly<Record<'client' | 'user', CodeableConcept>> = {
+// These are shared by every record (frozen: no record can change another's).
+const ROLE: Readonly<Record<'client' | 'user', CodeableConcept>> = deepFreeze({
   client: { coding: [{ code: '110153', display: 'Source Role ID', system: SYSTEM.dicom }] },
   user: { coding: [{ code: 'IRCP', display: 'information recipient', system: SYSTEM.participationType }] },
-};
-const SOURCE_TYPE = Object.freeze([{ code: '4', display: 'Application Server', system: SYSTEM.sourceType }]);
-const REQUEST_ID_TYPE = { code: 'XrequestId', system: SYSTEM.balpEntityType } as const;
-const DOMAIN_RESOURCE_ROLE = { code: '4', display: 'Domain Resource', system: SYSTEM.objectRole } as const;
-const PATIENT_ROLE = { code: '1', display: 'Patient', system: SYSTEM.objectRole } as const;
-const PERSON_TYPE = { code: '1', display: 'Person', system: SYSTEM.entityType } as const;
-const REST_TYPE = { code: 'rest', display: 'RESTful Operation', system: SYSTEM.auditEventType } as const;
+});
+const SOURCE_TYPE = deepFreeze([{ code: '4', display: 'Application Server', system: SYSTEM.sourceType }]);
+const REQUEST_ID_TYPE = deepFreeze({ code: 'XrequestId', system: SYSTEM.balpEntityType });
+const DOMAIN_RESOURCE_ROLE = deepFreeze({ code: '4', display: 'Domain Resource', system: SYSTEM.objectRole });
+const PATIENT_ROLE = deepFreeze({ code: '1', display: 'Patient', system: SYSTEM.objectRole });
+const PERSON_TYPE = deepFreeze({ code: '1', display: 'Person', system: SYSTEM.entityType });
+const REST_TYPE = deepFreeze({ code: 'rest', display: 'RESTful Operation', system: SYSTEM.auditEventType });
 
 // ---- complex extensions from plain objects, and back ----
 type Scalar = string | number | boolean;
