@@ -112,5 +112,5 @@ export async function startReceivers(opts: ListenOpts & { token: () => Promise<s
       }],
     ],
   }, opts);
-  return Object.assign(server, { received: (box?: string) => receivedIn(box), chargeCapture });
+  return Object.assign(server, { received: receivedIn, chargeCapture });
 }

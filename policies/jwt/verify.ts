@@ -118,9 +118,7 @@ interface Decoded {
  */
 const decodedTokens = new LRUCache<string, Decoded>({ max: VERIFIED_CACHE_MAX });
 
-function decoded(token: string): Decoded {
-  const known = decodedTokens.get(token);
-  if (known) return known;
+function decode(token: string): Decoded {
   try {
     return { iss: decodeJwt(token).iss, header: decodeProtectedHeader(token) };
   } catch {
@@ -134,7 +132,8 @@ function decoded(token: string): Decoded {
  * then checked against that issuer's configuration only.
  */
 export async function verifyJwt(token: string, trusted: readonly TrustedIssuer[], now: number): Promise<Verified> {
-  const { iss, header } = decoded(token);
+  const known = decodedTokens.get(token);
+  const { iss, header } = known ?? decode(token);
   const candidates = trusted.filter((t) => t.getKey && t.config.issuer === iss);
   if (!candidates.length) throw invalidToken('untrusted-issuer', 'The token issuer is not trusted for this route');
   let failure: unknown;
@@ -145,7 +144,7 @@ export async function verifyJwt(token: string, trusted: readonly TrustedIssuer[]
     }
     try {
       const claims = await verifyWith(token, header, issuer, now);
-      if (!decodedTokens.has(token)) decodedTokens.set(token, deepFreeze({ iss, header }));
+      if (!known) decodedTokens.set(token, deepFreeze({ iss, header }));
       return { claims, issuer };
     } catch (err) {
       failure = err;
