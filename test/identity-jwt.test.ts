@@ -126,6 +126,29 @@ routes:${route('dev', 'dev', '\n      - principal-echo: {}')}${route('other', 'o
     }
   });
 
+  test('a token that verified once lends nothing to its variants: the same header and issuer with other bytes are refused', async () => {
+    const token = await idp.mint({ clientId: 'memo', scopes: 'a' });
+    // Twice: the second answer comes from the verified and decoded caches.
+    for (let i = 0; i < 2; i++) assert.equal((await get('/dev', token)).status, 200);
+    const [h, p, s] = token.split('.');
+    const flipped = `${s.slice(0, -2)}${s.at(-2) === 'A' ? 'B' : 'A'}${s.at(-1)}`;
+    const escalated = base64url.encode(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), scope: 'admin' }));
+    const variants: Array<[string, string, string | undefined]> = [
+      ['signature altered', `${h}.${p}.${flipped}`, 'Signature verification failed'],
+      ['payload altered, header and signature kept', `${h}.${escalated}.${s}`, 'Signature verification failed'],
+      ['signature removed', `${h}.${p}.`, undefined],
+      ['bytes appended', `${token}A`, undefined],
+      ['header only', `${h}..`, undefined],
+    ];
+    for (const [what, variant, detail] of variants) {
+      const res = await get('/dev', variant);
+      const problem = await assertRefused(res, variant, 401, 'invalid_token');
+      assert.equal(problem.type, 'https://hcgw.dev/problems/invalid-token', what);
+      if (detail) assert.equal(problem.detail, detail, what);
+    }
+    assert.equal((await get('/dev', token)).status, 200, 'the original still passes');
+  });
+
   test('time claims are checked with the clock tolerance (30s)', async () => {
     const now = Math.floor(Date.now() / 1000);
     const expired = await idp.mint({ clientId: 'x', expiresIn: -120 });

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createMemoryStore } from '../gateway/store/memory.ts';
 import { createRedisStore, type RedisStore } from '../gateway/store/redis.ts';
 import { StoreUnavailable, type Store } from '../gateway/store/types.ts';
+import { isStoreFailure } from '../gateway/store/index.ts';
+import { execFileSync } from 'node:child_process';
 import { requireSharedRedis, startRedisServer, uniquePrefix, waitFor, type RedisChild } from './helpers.ts';
 
 const elapsed = async <T>(fn: () => Promise<T>): Promise<[PromiseSettledResult<T>, number]> => {
@@ -210,5 +212,37 @@ describe('redis store against a Redis that dies, hangs and comes back', () => {
     } finally {
       await late.close();
     }
+  });
+});
+
+describe('which errors are store failures (they alone take a policy\'s failMode)', () => {
+  test('StoreUnavailable and Redis error replies are; faults and look-alikes are not', async () => {
+    const { ErrorReply } = await import('redis');
+    assert.equal(isStoreFailure(new StoreUnavailable('down')), true);
+    assert.equal(isStoreFailure(new ErrorReply('OOM command not allowed when used memory > maxmemory')), true);
+    class LookAlike extends Error {
+      override name = 'ErrorReply';
+    }
+    for (const fault of [new TypeError('x is not a function'), new RangeError('bad'), new LookAlike('OOM'), { name: 'ErrorReply', message: 'OOM' }, 'StoreUnavailable', undefined, null]) {
+      assert.equal(isStoreFailure(fault), false, String((fault as Error)?.name ?? fault));
+    }
+  });
+
+  test('before a redis store is created no Redis error is one: the gateway never loaded that client', async () => {
+    const url = await requireSharedRedis();
+    // A fresh process, as a gateway on the memory store: the redis library another module might load is not the store's.
+    const code = `
+      const { isStoreFailure, createStore } = await import('./gateway/store/index.ts');
+      const { ErrorReply } = await import('redis');
+      const memory = await createStore({ kind: 'memory' });
+      const before = isStoreFailure(new ErrorReply('OOM'));
+      const redis = await createStore({ kind: 'redis', url: process.env.HCGW_TEST_REDIS });
+      const after = isStoreFailure(new ErrorReply('OOM'));
+      // Closed once connected: a client destroyed while it is still connecting keeps its socket (node-redis 5).
+      for (let i = 0; i < 100 && !(await redis.ping()); i++) await new Promise((r) => setTimeout(r, 50));
+      await Promise.all([memory.close(), redis.close()]);
+      process.stdout.write(JSON.stringify({ before, after }));`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { env: { ...process.env, HCGW_TEST_REDIS: url }, encoding: 'utf8', timeout: 30_000 });
+    assert.deepEqual(JSON.parse(out), { before: false, after: true });
   });
 });
