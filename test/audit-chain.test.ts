@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
-import { GENESIS, canonicalJson, recordHash } from '../gateway/audit/chain.ts';
+import { GENESIS, canonicalJson, hashOfLine, recordHash, seal } from '../gateway/audit/chain.ts';
 import { createAuditRegistry } from '../gateway/audit/registry.ts';
 import { auditFilesInOrder } from '../gateway/audit/sinks/file.ts';
 import { linesToBuffer } from '../gateway/audit/sinks/line-bytes.ts';
@@ -234,6 +234,19 @@ describe('canonical JSON (what every record hash is taken over)', () => {
 
   test('key order and spacing of the input do not change it', () => {
     assert.equal(canonicalJson(JSON.parse('{ "b": 1, "a": [ {"d": 2, "c": null} ] }')), '{"a":[{"c":null,"d":2}],"b":1}');
+  });
+});
+
+describe('sealing a record', () => {
+  test("a record's own prev or hash never replaces the link: the line links to the chain's head, whatever the record says", () => {
+    const head = 'a'.repeat(64);
+    for (const record of [{ resource: { resourceType: 'AuditEvent' } }, { prev: GENESIS, resource: {} }, { resource: {}, prev: 'f'.repeat(64) }, JSON.parse('{"__proto__": {"prev": "x"}, "resource": {}}')]) {
+      const { line, hash } = seal(record, head);
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      assert.equal(parsed.prev, head);
+      assert.equal(hashOfLine(line), hash);
+      assert.equal(recordHash(parsed), hash, 'the line verifies as written');
+    }
   });
 });
 
