@@ -209,7 +209,8 @@ export function createProxyTarget(opts: ProxyTargetOptions) {
     });
     proxyRes.on('end', () => {
       if (size > MAX_BUFFERED_RESPONSE) return;
-      const raw = Buffer.concat(chunks);
+      // One chunk (the common case for bodies up to a socket read) is the body itself: no copy to collect.
+      const raw = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       let body: unknown;
       try {
         body = raw.length ? JSON.parse(raw.toString('utf8')) : null;
