@@ -30,8 +30,10 @@ describe('jwt policy: JWT verification against real issuers', () => {
   let gw: TestGateway;
   let ecKeys: Array<{ privateKey: CryptoKey; pem: string }>;
   let ccKey: { privateKey: CryptoKey; jwk: object };
-  const jwksHeaders: Record<string, string> = { '/jwks-nostore': 'no-store', '/jwks-cached': 'public, max-age=3600' };
+  const jwksHeaders: Record<string, string> = { '/jwks-nostore': 'no-store', '/jwks-cached': 'public, max-age=3600', '/jwks-late': 'public, max-age=3600' };
   let jwksStatus = 200;
+  /** What `/jwks-late` answers: an IdP that is down, then serves junk, then its keys. */
+  let late: 'down' | 'junk' | 'keys' = 'down';
   const fetches = (path: string) => jwksHost.requests.filter((r) => r.url === path).length;
 
   before(async () => {
@@ -46,10 +48,10 @@ describe('jwt policy: JWT verification against real issuers', () => {
     const cc = await generateKeyPair('ES256', { extractable: true });
     ccKey = { privateKey: cc.privateKey, jwk: { ...(await exportJWK(cc.publicKey)), kid: 'cc-1' } };
     jwksHost = await startUpstream((req, res) => {
-      res.statusCode = jwksStatus;
+      res.statusCode = req.url === '/jwks-late' && late === 'down' ? 503 : jwksStatus;
       res.setHeader('content-type', 'application/json');
       res.setHeader('cache-control', jwksHeaders[req.url ?? ''] ?? 'no-store');
-      res.end(JSON.stringify({ keys: [ccKey.jwk] }));
+      res.end(req.url === '/jwks-late' && late === 'junk' ? '{"keys": "none"}' : JSON.stringify({ keys: [ccKey.jwk] }));
     });
     const dead = await deadPort();
     const file = writeConfig('');
@@ -73,10 +75,11 @@ identity:
     - { name: shared, issuer: "https://hs.example", audiences: [hs-api], algorithms: [HS256], secret: "0123456789abcdef0123456789abcdef" }
     - { name: nostore, issuer: "https://nostore.example", jwksUri: "${jwksHost.url}/jwks-nostore", audiences: [cc], algorithms: [ES256], jwksCooldownMs: 0 }
     - { name: cached, issuer: "https://cached.example", jwksUri: "${jwksHost.url}/jwks-cached", audiences: [cc], algorithms: [ES256], jwksCooldownMs: 0 }
+    - { name: late, issuer: "https://late.example", jwksUri: "${jwksHost.url}/jwks-late", audiences: [cc], algorithms: [ES256], jwksCooldownMs: 0 }
     - { name: down, issuer: "https://down.example", jwksUri: "http://127.0.0.1:${dead}/jwks", audiences: [x], algorithms: [RS256], jwksTimeoutMs: 1000 }
 upstreams:
   up: { url: "${up.url}" }
-routes:${route('dev', 'dev', '\n      - principal-echo: {}')}${route('other', 'other')}${route('both', 'dev, other')}${route('airgap', 'airgap')}${route('shared', 'shared')}${route('nostore', 'nostore')}${route('cached', 'cached')}${route('down', 'down')}
+routes:${route('dev', 'dev', '\n      - principal-echo: {}')}${route('other', 'other')}${route('both', 'dev, other')}${route('airgap', 'airgap')}${route('shared', 'shared')}${route('nostore', 'nostore')}${route('cached', 'cached')}${route('late', 'late')}${route('down', 'down')}
 `,
     );
     gw = await startGateway('', { file });
@@ -260,6 +263,26 @@ routes:${route('dev', 'dev', '\n      - principal-echo: {}')}${route('other', 'o
     } finally {
       jwksStatus = 200;
     }
+  });
+
+  test('an IdP whose keys come late: refused while it is down or serves junk, then verified, then its max-age honoured', async () => {
+    const token = await new SignJWT({ client_id: 'x' }).setProtectedHeader({ alg: 'ES256', kid: 'cc-1' }).setIssuer('https://late.example').setAudience('cc').setIssuedAt().setExpirationTime('5m').sign(ccKey.privateKey);
+    for (const state of ['down', 'junk'] as const) {
+      late = state;
+      for (let i = 0; i < 2; i++) {
+        const before = fetches('/jwks-late');
+        const res = await get('/late', token);
+        assert.notEqual(res.status, 200, `no key set yet (${state}): the token is not accepted`);
+        assert.ok([401, 503].includes(res.status), `refused (${state}): ${res.status}`);
+        assert.equal(fetches('/jwks-late'), before + 1, `each request without keys asks the IdP again (${state})`);
+      }
+    }
+    late = 'keys';
+    const before = fetches('/jwks-late');
+    for (let i = 0; i < 3; i++) assert.equal((await get('/late', token)).status, 200);
+    assert.equal(fetches('/jwks-late'), before + 1, 'once loaded, the keys are reused for their max-age');
+    const forged = await new SignJWT({ client_id: 'x' }).setProtectedHeader({ alg: 'ES256', kid: 'cc-1' }).setIssuer('https://late.example').setAudience('cc').setIssuedAt().setExpirationTime('5m').sign((await generateKeyPair('ES256')).privateKey);
+    assert.equal((await get('/late', forged)).status, 401, 'a token signed by another key under the same kid is refused');
   });
 
   test('JWKS unreachable from the start → 503 (fail closed), logged without the token', async () => {
