@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compileGetter, isPlainObject } from '../gateway/lib/json-path.ts';
-import { applyTree, compileSelectors, createPseudonymizer, type Selector } from '../policies/minimize/fields.ts';
+import { applyTree, compileSelectors, createPseudonymizer, type FieldTree, type Pseudonymizer, type Selector } from '../policies/minimize/fields.ts';
 
 /**
  * Property-based pass over field selection (minimize) and field reading (projections, templates): on any
@@ -52,7 +52,52 @@ function assertPrototypeClean() {
 }
 const BUILTIN_PROTO = Object.getOwnPropertyNames(Object.prototype);
 
+/** applyTree as first written (map/filter, Map iteration, Object.keys): the definition the allocation-free walk must equal. */
+function applyTreeDefinition(value: unknown, tree: FieldTree, p: Pseudonymizer): unknown {
+  if (value === undefined || value === null) return tree.keep ? value : undefined;
+  if (Array.isArray(value)) {
+    const out = value.map((v) => applyTreeDefinition(v, tree, p)).filter((v) => v !== undefined);
+    return out.length || tree.keep ? out : undefined;
+  }
+  if (tree.transform) return transformDefinition(value, tree.transform, p);
+  if (!isPlainObject(value)) return tree.keep ? value : undefined;
+  if (tree.keep && !tree.transforms) return value;
+  const out: Record<string, unknown> = tree.keep ? { ...value } : {};
+  for (const [key, child] of tree.children) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (tree.keep && !child.transforms) continue;
+    const v = applyTreeDefinition(value[key], child, p);
+    if (v === undefined) delete out[key];
+    else out[key] = v;
+  }
+  return Object.keys(out).length || tree.keep ? out : undefined;
+}
+function transformDefinition(value: unknown, t: 'mask' | 'hash', p: Pseudonymizer): unknown {
+  if (typeof value === 'string' || typeof value === 'number') return p[t](String(value));
+  if (Array.isArray(value)) return value.map((v) => transformDefinition(v, t, p));
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, transformDefinition(v, t, p)]));
+  return value;
+}
+
 describe('fuzz: field selection and field paths', () => {
+  test('applyTree gives exactly what its definition gives (same values, same sharing, same prototypes), on any JSON', () => {
+    const pz = createPseudonymizer('fuzz-pseudonym-key-0123456789abcdef');
+    const hashing = fc.array(fc.oneof(selectorPath, selectorPath.map((field): Selector => ({ field, transform: 'mask' })), selectorPath.map((field): Selector => ({ field, transform: 'hash' }))), { minLength: 1, maxLength: 4 });
+    fc.assert(
+      fc.property(json, hashing, fc.boolean(), (doc, sels, sparse) => {
+        const tree = compileSelectors(sels);
+        // A sparse array (holes) cannot come from JSON.parse, but a composition may build one.
+        const input = sparse && Array.isArray(doc) ? Object.assign(new Array<unknown>(doc.length + 2), doc) : doc;
+        const got = applyTree(input, tree, pz);
+        const want = applyTreeDefinition(input, tree, pz);
+        assert.deepStrictEqual(got, want);
+        // Kept subtrees are shared with the input exactly where the definition shares them.
+        if (isPlainObject(got) && isPlainObject(want)) for (const k of Object.keys(want)) assert.equal(got[k] === (input as Record<string, unknown>)[k], want[k] === (input as Record<string, unknown>)[k], k);
+      }),
+      { numRuns: RUNS * 2 },
+    );
+  });
+
   const pz = createPseudonymizer('fuzz-pseudonym-key-0123456789abcdef');
 
   test('minimized output holds only allowed fields, never throws, never mutates its input', () => {

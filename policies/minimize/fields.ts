@@ -15,13 +15,17 @@ export interface FieldTree {
   /** True when this subtree rewrites something: a kept subtree is then copied, not shared. */
   transforms: boolean;
   children: Map<string, FieldTree>;
+  /** `children` as an array, filled once compiled: applyTree walks it with no iterator or entry pairs. */
+  entries: Array<readonly [string, FieldTree]>;
 }
 
-const node = (): FieldTree => ({ keep: false, transforms: false, children: new Map() });
+const node = (): FieldTree => ({ keep: false, transforms: false, children: new Map(), entries: [] });
 
-function markTransforms(t: FieldTree): boolean {
+/** Completes a built tree: which subtrees transform, and each node's entries. */
+function finish(t: FieldTree): boolean {
   let any = t.transform !== undefined;
-  for (const c of t.children.values()) any = markTransforms(c) || any;
+  for (const c of t.children.values()) any = finish(c) || any;
+  t.entries = [...t.children];
   return (t.transforms = any);
 }
 
@@ -40,7 +44,7 @@ export function compileSelectors(selectors: readonly Selector[]): FieldTree {
     n.keep = true;
     if (typeof sel !== 'string') n.transform = sel.transform;
   }
-  markTransforms(root);
+  finish(root);
   return root;
 }
 
@@ -67,23 +71,40 @@ function transformLeaves(value: unknown, t: Transform, p: Pseudonymizer): unknow
   return value;
 }
 
-/** The allowed part of `value`, or undefined when nothing of it is allowed. Never mutates `value`. */
+/**
+ * The allowed part of `value`, or undefined when nothing of it is allowed. Never mutates `value`. Called
+ * for every value a profile reaches in every resource of a response, so it allocates only its result: no
+ * callbacks (a closure capturing `tree` and `p` costs a context per call), iterators or key arrays.
+ */
 export function applyTree(value: unknown, tree: FieldTree, p: Pseudonymizer): unknown {
   if (value === undefined || value === null) return tree.keep ? value : undefined;
   if (Array.isArray(value)) {
-    const out = value.map((v) => applyTree(v, tree, p)).filter((v) => v !== undefined);
+    const out: unknown[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const v = applyTree(value[i], tree, p);
+      if (v !== undefined) out.push(v);
+    }
     return out.length || tree.keep ? out : undefined;
   }
   if (tree.transform) return transformLeaves(value, tree.transform, p);
   if (!isPlainObject(value)) return tree.keep ? value : undefined;
   if (tree.keep && !tree.transforms) return value;
   const out: Record<string, unknown> = tree.keep ? { ...value } : {};
-  for (const [key, child] of tree.children) {
+  let assigned = 0;
+  // Assigning `__proto__` sets the prototype, not a key: only its own keys then say whether `out` is empty.
+  let protoAssigned = false;
+  for (let i = 0; i < tree.entries.length; i++) {
+    const [key, child] = tree.entries[i];
     if (!Object.hasOwn(value, key)) continue;
     if (tree.keep && !child.transforms) continue;
     const v = applyTree(value[key], child, p);
     if (v === undefined) delete out[key];
-    else out[key] = v;
+    else {
+      out[key] = v;
+      assigned++;
+      if (key === '__proto__') protoAssigned = true;
+    }
   }
-  return Object.keys(out).length || tree.keep ? out : undefined;
+  if (tree.keep) return out;
+  return (protoAssigned ? Object.keys(out).length : assigned) ? out : undefined;
 }
