@@ -232,6 +232,29 @@ describe('canonical JSON (what every record hash is taken over)', () => {
     }
   });
 
+  test('a polluted Object.prototype (enumerable keys) changes nothing: records hash over their own keys only', () => {
+    const sortedRecordLike = fc.dictionary(fc.constantFrom('action', 'agent', 'b', 'm', 'recorded', 'z'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }).map((o) => {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(o).sort()) out[k] = o[k];
+      return out;
+    });
+    const pollution = fc.tuple(fc.constantFrom('a', 'aa', 'n', 'zz', '0', '__x'), fc.oneof(fc.constant(1), fc.constant('x'), fc.constant({}), fc.constant(() => 1), fc.constant(null)));
+    fc.assert(
+      fc.property(sortedRecordLike, pollution, (record, [key, polluted]) => {
+        const want = reference(record);
+        const proto = Object.prototype as Record<string, unknown>;
+        proto[key] = polluted;
+        try {
+          assert.equal(canonicalJson(record), want);
+          assert.equal(canonicalJson({ nested: [record, { deeper: record }] }), reference({ nested: [record, { deeper: record }] }));
+        } finally {
+          delete proto[key];
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test('key order and spacing of the input do not change it', () => {
     assert.equal(canonicalJson(JSON.parse('{ "b": 1, "a": [ {"d": 2, "c": null} ] }')), '{"a":[{"c":null,"d":2}],"b":1}');
   });

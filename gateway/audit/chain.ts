@@ -29,10 +29,15 @@ function inCanonicalOrder(value: unknown): boolean {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  // The order first, so that an unsorted object is found before its members are walked.
-  const keys = Object.keys(value);
-  for (let i = 1; i < keys.length; i++) if (keys[i - 1] >= keys[i]) return false;
-  for (const k of keys) if (!inCanonicalOrder((value as Record<string, unknown>)[k])) return false;
+  // for…in, not Object.keys: no array per object (~12 KB of garbage per record). It lists the own keys in
+  // Object.keys's order, then inherited enumerable ones: there are none unless Object.prototype was
+  // polluted, and then the concatenating path (own keys only) writes the record.
+  let prev: string | undefined;
+  for (const k in value) {
+    if (!Object.hasOwn(value, k) || (prev !== undefined && prev >= k)) return false;
+    prev = k;
+    if (!inCanonicalOrder((value as Record<string, unknown>)[k])) return false;
+  }
   return true;
 }
 
